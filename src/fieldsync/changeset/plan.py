@@ -1,0 +1,462 @@
+"""Validating a changeset as a whole and turning it into a plan, before anything is written.
+
+Every problem is collected with the JSON path of the value at fault, so one run reports them
+all. The plan names references by sentera_id; `apply.py` maps them to rows when it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.engine import RowMapping
+
+from fieldsync.changeset.values import (
+    InvalidValue,
+    check_sentera_id,
+    check_value,
+    describe,
+    parse_timestamp,
+)
+from fieldsync.ids import TypeCode, new_sentera_id, type_code_of
+from fieldsync.model import kinds as k
+from fieldsync.model.kinds import (
+    ALL_KINDS,
+    COMMON_KEYS,
+    KIND_BY_CHANGESET_KEY,
+    KIND_BY_CODE,
+    OWNER_CODES,
+    EntityKind,
+    ValueType,
+)
+from fieldsync.storage import tables as t
+from fieldsync.storage.sql import chunks
+
+TOP_LEVEL_KEYS = ("actor_sentera_id", "upsert", "delete")
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesetIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ChangesetError(Exception):
+    """The changeset was rejected; nothing was written."""
+
+    def __init__(self, issues: list[ChangesetIssue]) -> None:
+        super().__init__(f"{len(issues)} error(s) in changeset")
+        self.issues = issues
+
+
+@dataclass(slots=True)
+class PlannedRecord:
+    """The merged upsert of one item: what the changeset sets, on top of what exists."""
+
+    kind: EntityKind
+    sentera_id: str
+    path: str
+    existing: RowMapping | None
+    values: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    created_by: str | None = None
+    updated_by: Any = _UNSET
+    present: set[str] = field(default_factory=set)
+    """Keys the changeset gave, valid or not (an invalid one is reported once, not as missing)."""
+
+    @property
+    def is_new(self) -> bool:
+        return self.existing is None
+
+    def updated_by_given(self) -> bool:
+        return self.updated_by is not _UNSET
+
+
+@dataclass(slots=True)
+class Plan:
+    actor: str | None
+    records: list[PlannedRecord]
+    deletes: list[tuple[str, str]]
+    """(JSON path, sentera_id) of each id to delete."""
+
+
+class ExistingRows:
+    """Rows already in the database, looked up by sentera_id or id in batches."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.by_sentera_id: dict[str, RowMapping] = {}
+        self.by_id: dict[tuple[TypeCode, int], RowMapping] = {}
+
+    def _remember(self, code: TypeCode, rows: Iterable[RowMapping]) -> None:
+        for row in rows:
+            self.by_sentera_id[row["sentera_id"]] = row
+            self.by_id[(code, row["id"])] = row
+
+    def load(self, sentera_ids: Iterable[str]) -> None:
+        by_code: dict[TypeCode, set[str]] = {}
+        for sentera_id in sentera_ids:
+            code = type_code_of(sentera_id)
+            if code is not None and sentera_id not in self.by_sentera_id:
+                by_code.setdefault(code, set()).add(sentera_id)
+        for code, wanted in by_code.items():
+            table = KIND_BY_CODE[code].table
+            for part in chunks(sorted(wanted)):
+                rows = self.conn.execute(select(table).where(table.c.sentera_id.in_(part)))
+                self._remember(code, rows.mappings())
+
+    def row_by_id(self, code: TypeCode, row_id: int) -> RowMapping:
+        key = (code, row_id)
+        if key not in self.by_id:
+            table = KIND_BY_CODE[code].table
+            self._remember(
+                code, self.conn.execute(select(table).where(table.c.id == row_id)).mappings()
+            )
+        return self.by_id[key]
+
+    def get(self, sentera_id: str) -> RowMapping | None:
+        return self.by_sentera_id.get(sentera_id)
+
+
+def _referenced_ids(document: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def add(value: Any) -> None:
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found.update(v for v in value if isinstance(v, str))
+
+    add(document.get("actor_sentera_id"))
+    add(document.get("delete"))
+    upsert = document.get("upsert")
+    if isinstance(upsert, dict):
+        for key, records in upsert.items():
+            kind = KIND_BY_CHANGESET_KEY.get(key)
+            if kind is None or not isinstance(records, list):
+                continue
+            for record in records:
+                if not isinstance(record, dict):
+                    continue
+                for name in ("sentera_id", "created_by_sentera_id", "updated_by_sentera_id"):
+                    add(record.get(name))
+                for attribute in kind.attributes:
+                    if attribute.value_type in (ValueType.REF, ValueType.REF_LIST):
+                        add(record.get(attribute.key))
+    return found
+
+
+class Planner:
+    """Builds a `Plan` from a parsed changeset, collecting every issue."""
+
+    def __init__(self, conn: Connection, document: Any) -> None:
+        self.conn = conn
+        self.document = document
+        self.issues: list[ChangesetIssue] = []
+        self.existing = ExistingRows(conn)
+        self.planned: dict[str, PlannedRecord] = {}
+        self.will_exist: set[str] = set()
+        # The sentera_id each record (by identity) creates or updates; None when invalid.
+        self.record_ids: dict[int, str | None] = {}
+
+    def fail(self, path: str, message: str) -> None:
+        self.issues.append(ChangesetIssue(path, message))
+
+    def build(self) -> Plan:
+        document = self.document
+        if not isinstance(document, dict):
+            raise ChangesetError([ChangesetIssue("", "a changeset is a JSON object")])
+        for key in document:
+            if key not in TOP_LEVEL_KEYS:
+                self.fail(key, f"unknown key (expected {', '.join(TOP_LEVEL_KEYS)})")
+        upsert = document.get("upsert", {})
+        records_by_kind: list[tuple[EntityKind, list[tuple[str, dict[str, Any]]]]] = []
+        if upsert is None:
+            upsert = {}
+        if not isinstance(upsert, dict):
+            self.fail("upsert", f"expected an object, got {describe(upsert)}")
+            upsert = {}
+        for key, records in upsert.items():
+            kind = KIND_BY_CHANGESET_KEY.get(key)
+            if kind is None:
+                self.fail(
+                    f"upsert.{key}",
+                    f"unknown kind (expected one of {', '.join(KIND_BY_CHANGESET_KEY)})",
+                )
+                continue
+            if not isinstance(records, list):
+                self.fail(f"upsert.{key}", f"expected a list, got {describe(records)}")
+                continue
+            good: list[tuple[str, dict[str, Any]]] = []
+            for index, record in enumerate(records):
+                path = f"upsert.{key}[{index}]"
+                if isinstance(record, dict):
+                    good.append((path, record))
+                else:
+                    self.fail(path, f"expected an object, got {describe(record)}")
+            records_by_kind.append((kind, good))
+        records_by_kind.sort(key=lambda pair: ALL_KINDS.index(pair[0]))
+
+        self.existing.load(_referenced_ids(document))
+        self._register_ids(records_by_kind)
+        actor = self._actor(document.get("actor_sentera_id"))
+        for kind, records in records_by_kind:
+            for path, record in records:
+                self._plan_record(kind, path, record, actor)
+        deletes = self._deletes(document.get("delete", []))
+        self._check_mosaic_links()
+        self._check_organization_cycles()
+        if self.issues:
+            raise ChangesetError(self.issues)
+        return Plan(actor=actor, records=list(self.planned.values()), deletes=deletes)
+
+    # -- identities ------------------------------------------------------------------------
+
+    def _register_ids(
+        self, records_by_kind: list[tuple[EntityKind, list[tuple[str, dict[str, Any]]]]]
+    ) -> None:
+        """Know every id the changeset creates before checking references to it."""
+        for kind, records in records_by_kind:
+            for path, record in records:
+                self.record_ids[id(record)] = None
+                if "sentera_id" not in record:
+                    generated = new_sentera_id(kind.code)
+                    self.record_ids[id(record)] = generated
+                    self.will_exist.add(generated)
+                    continue
+                try:
+                    sentera_id = check_sentera_id(record["sentera_id"], (kind.code.value,))
+                except InvalidValue as exc:
+                    self.fail(f"{path}.sentera_id", str(exc))
+                    continue
+                row = self.existing.get(sentera_id)
+                if row is not None and row["deleted_at"] is not None:
+                    self.fail(
+                        f"{path}.sentera_id",
+                        f"{sentera_id!r} was deleted; a deleted id cannot be used again",
+                    )
+                    continue
+                self.record_ids[id(record)] = sentera_id
+                self.will_exist.add(sentera_id)
+
+    def _reference(self, path: str, sentera_id: str) -> None:
+        if sentera_id in self.will_exist:
+            return
+        row = self.existing.get(sentera_id)
+        if row is None:
+            self.fail(path, f"{sentera_id!r} does not exist")
+        elif row["deleted_at"] is not None:
+            self.fail(path, f"{sentera_id!r} was deleted")
+
+    def _actor(self, actor: Any) -> str | None:
+        if actor is None:
+            return None
+        try:
+            sentera_id = check_sentera_id(actor, (TypeCode.USER.value,))
+        except InvalidValue as exc:
+            self.fail("actor_sentera_id", str(exc))
+            return None
+        self._reference("actor_sentera_id", sentera_id)
+        return sentera_id
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _plan_record(
+        self, kind: EntityKind, path: str, record: dict[str, Any], actor: str | None
+    ) -> None:
+        sentera_id = self.record_ids[id(record)]
+        if sentera_id is None:
+            return
+        planned = self.planned.get(sentera_id)
+        if planned is None:
+            planned = PlannedRecord(kind, sentera_id, path, self.existing.get(sentera_id))
+            self.planned[sentera_id] = planned
+        for key, value in record.items():
+            if key == "sentera_id":
+                continue
+            key_path = f"{path}.{key}"
+            planned.present.add(key)
+            if key == "created_at":
+                try:
+                    planned.created_at = parse_timestamp(value)
+                except InvalidValue as exc:
+                    self.fail(key_path, str(exc))
+                continue
+            if key in ("created_by_sentera_id", "updated_by_sentera_id"):
+                user = self._user_reference(key_path, value, nullable=key.startswith("updated"))
+                if key.startswith("created"):
+                    planned.created_by = user
+                else:
+                    planned.updated_by = user
+                continue
+            attribute = kind.attribute(key)
+            if attribute is None:
+                allowed = ", ".join([a.key for a in kind.attributes] + list(COMMON_KEYS))
+                self.fail(key_path, f"unknown key for {kind.changeset_key} (expected {allowed})")
+                continue
+            try:
+                checked = check_value(kind, attribute, value)
+            except InvalidValue as exc:
+                self.fail(key_path, str(exc))
+                continue
+            if attribute.value_type is ValueType.REF and checked is not None:
+                self._reference(key_path, checked)
+            elif attribute.value_type is ValueType.REF_LIST:
+                for position, item in enumerate(checked):
+                    self._reference(f"{key_path}[{position}]", item)
+            planned.values[key] = checked
+        if planned.is_new:
+            self._complete_new(planned, path, actor)
+        if kind in (k.FILE, k.FEATURE_SET):
+            self._check_owner(planned, path)
+
+    def _user_reference(self, path: str, value: Any, *, nullable: bool) -> str | None:
+        if value is None and nullable:
+            return None
+        try:
+            sentera_id = check_sentera_id(value, (TypeCode.USER.value,))
+        except InvalidValue as exc:
+            self.fail(path, str(exc))
+            return None
+        self._reference(path, sentera_id)
+        return sentera_id
+
+    def _complete_new(self, planned: PlannedRecord, path: str, actor: str | None) -> None:
+        kind = planned.kind
+        for attribute in kind.attributes:
+            if attribute.key in planned.present:
+                continue
+            if attribute.required:
+                self.fail(
+                    path,
+                    f"missing required key {attribute.key!r} (required when creating "
+                    f"{kind.changeset_key.replace('_', ' ')})",
+                )
+            elif attribute.default is not None:
+                planned.values[attribute.key] = attribute.default
+        if kind is k.USER and planned.values.get("organization_sentera_ids") == []:
+            self.fail(f"{path}.organization_sentera_ids", "a user needs at least one organization")
+        if kind is k.FILE and "download_filename" not in planned.values:
+            planned.values["download_filename"] = planned.values.get("filename")
+        if kind.sync is not None and planned.created_by is None:
+            planned.created_by = actor
+            if actor is None:
+                self.fail(
+                    path,
+                    "no user to attribute the new item to: set actor_sentera_id or "
+                    "created_by_sentera_id",
+                )
+
+    def _check_owner(self, planned: PlannedRecord, path: str) -> None:
+        values, existing = planned.values, planned.existing
+        owner_type = values.get("owner_type", existing["scope_type"] if existing else None)
+        owner = values.get("owner_sentera_id")
+        if owner is None and existing is not None and "owner_type" in values:
+            current = self.existing.row_by_id(
+                OWNER_CODES[existing["scope_type"]], existing["scope_id"]
+            )
+            owner = current["sentera_id"]
+        if owner_type is None or owner is None:
+            return
+        expected = OWNER_CODES[owner_type]
+        if type_code_of(owner) is not expected:
+            self.fail(
+                f"{path}.owner_sentera_id",
+                f"{owner!r} is not a {owner_type.lower()} (owner_type is {owner_type}; "
+                f"expected a {expected.value} id)",
+            )
+
+    # -- cross-record checks ---------------------------------------------------------------
+
+    def _final_ref(self, sentera_id: str, key: str, code: TypeCode, column: str) -> str | None:
+        """The sentera_id an item's reference will hold once the changeset applies."""
+        planned = self.planned.get(sentera_id)
+        if planned is not None and key in planned.values:
+            value: str | None = planned.values[key]
+            return value
+        row = self.existing.get(sentera_id)
+        if row is None or row[column] is None:
+            return None
+        parent: str = self.existing.row_by_id(code, row[column])["sentera_id"]
+        return parent
+
+    def _check_mosaic_links(self) -> None:
+        for planned in self.planned.values():
+            if planned.kind is not k.MOSAIC or "image_sentera_ids" not in planned.values:
+                continue
+            survey = self._final_ref(
+                planned.sentera_id, "survey_sentera_id", TypeCode.SURVEY, "survey_id"
+            )
+            for position, image in enumerate(planned.values["image_sentera_ids"]):
+                if image not in self.will_exist and self.existing.get(image) is None:
+                    continue  # already reported as missing
+                image_survey = self._final_ref(
+                    image, "survey_sentera_id", TypeCode.SURVEY, "survey_id"
+                )
+                if image_survey != survey:
+                    self.fail(
+                        f"{planned.path}.image_sentera_ids[{position}]",
+                        f"image {image!r} belongs to survey {image_survey!r}, not to the "
+                        f"mosaic's survey {survey!r}",
+                    )
+
+    def _check_organization_cycles(self) -> None:
+        moved = [
+            p
+            for p in self.planned.values()
+            if p.kind is k.ORGANIZATION and p.values.get("parent_sentera_id") is not None
+        ]
+        if not moved:
+            return
+        table = t.organizations
+        parents: dict[str, str | None] = {}
+        by_id = {
+            row.id: row.sentera_id
+            for row in self.conn.execute(select(table.c.id, table.c.sentera_id))
+        }
+        for row in self.conn.execute(select(table.c.sentera_id, table.c.parent_id)):
+            parents[row.sentera_id] = by_id.get(row.parent_id) if row.parent_id else None
+        for planned in self.planned.values():
+            if planned.kind is k.ORGANIZATION and "parent_sentera_id" in planned.values:
+                parents[planned.sentera_id] = planned.values["parent_sentera_id"]
+        for planned in moved:
+            seen = {planned.sentera_id}
+            current = parents.get(planned.sentera_id)
+            while current is not None:
+                if current in seen:
+                    self.fail(
+                        f"{planned.path}.parent_sentera_id",
+                        "this parent would make the organization its own ancestor",
+                    )
+                    break
+                seen.add(current)
+                current = parents.get(current)
+
+    # -- deletes ---------------------------------------------------------------------------
+
+    def _deletes(self, deletes: Any) -> list[tuple[str, str]]:
+        if deletes is None:
+            return []
+        if not isinstance(deletes, list):
+            self.fail("delete", f"expected a list of sentera_ids, got {describe(deletes)}")
+            return []
+        checked: list[tuple[str, str]] = []
+        for index, value in enumerate(deletes):
+            path = f"delete[{index}]"
+            try:
+                sentera_id = check_sentera_id(value, ())
+            except InvalidValue as exc:
+                self.fail(path, str(exc))
+                continue
+            if self.existing.get(sentera_id) is None and sentera_id not in self.will_exist:
+                self.fail(path, f"{sentera_id!r} does not exist")
+                continue
+            checked.append((path, sentera_id))
+        return checked

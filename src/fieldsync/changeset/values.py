@@ -1,0 +1,138 @@
+"""Checking and normalizing one value of a changeset record against its attribute."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import String
+
+from fieldsync.ids import type_code_of
+from fieldsync.model.enums import AREA_UNIT
+from fieldsync.model.kinds import Attribute, EntityKind, ValueType
+
+
+class InvalidValue(ValueError):
+    """A value that does not fit its attribute; the message is shown after the JSON path."""
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """An ISO-8601 timestamp as an aware UTC datetime in whole seconds (naive means UTC)."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected an ISO-8601 timestamp, got {describe(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue(
+            f"{describe(value)} is not an ISO-8601 timestamp (e.g. 2024-06-01T14:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).replace(microsecond=0)
+
+
+def check_sentera_id(value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected a sentera_id string, got {describe(value)}")
+    code = type_code_of(value)
+    if code is None:
+        raise InvalidValue(f"{describe(value)} is not a well-formed sentera_id")
+    if allowed and code.value not in allowed:
+        raise InvalidValue(
+            f"{describe(value)} has type code {code.value}; expected {' or '.join(allowed)}"
+        )
+    return value
+
+
+def _number(value: Any, attribute: Attribute, integer: bool) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValue(
+            f"expected {'an integer' if integer else 'a number'}, got {describe(value)}"
+        )
+    if integer and not isinstance(value, int):
+        raise InvalidValue(f"expected an integer, got {describe(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValue(f"expected a finite number, got {describe(value)}")
+    if attribute.minimum is not None and value < attribute.minimum:
+        raise InvalidValue(f"{value} is less than the minimum {attribute.minimum:g}")
+    if attribute.maximum is not None and value > attribute.maximum:
+        raise InvalidValue(f"{value} is greater than the maximum {attribute.maximum:g}")
+    return value
+
+
+def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
+    """The normalized value, or InvalidValue. References stay sentera_ids here."""
+    if value is None:
+        if not attribute.nullable:
+            raise InvalidValue("may not be null")
+        return None
+    vt = attribute.value_type
+    if vt is ValueType.TEXT:
+        if not isinstance(value, str):
+            raise InvalidValue(f"expected a string, got {describe(value)}")
+        column = kind.table.c.get(attribute.target)
+        length = getattr(column.type, "length", None) if column is not None else None
+        if (
+            isinstance(column.type if column is not None else None, String)
+            and length
+            and len(value) > length
+        ):
+            raise InvalidValue(f"is longer than {length} characters")
+        return value
+    if vt is ValueType.FLOAT:
+        return float(_number(value, attribute, integer=False))
+    if vt is ValueType.INT:
+        return int(_number(value, attribute, integer=True))
+    if vt is ValueType.BOOL:
+        if not isinstance(value, bool):
+            raise InvalidValue(f"expected true or false, got {describe(value)}")
+        return value
+    if vt is ValueType.DATETIME:
+        return parse_timestamp(value)
+    if vt is ValueType.ENUM:
+        if not isinstance(value, str) or value not in attribute.choices:
+            raise InvalidValue(f"{describe(value)} is not one of {', '.join(attribute.choices)}")
+        return value
+    if vt is ValueType.REF:
+        return check_sentera_id(value, tuple(code.value for code in attribute.refs))
+    if vt is ValueType.REF_LIST:
+        if not isinstance(value, list):
+            raise InvalidValue(f"expected a list of sentera_ids, got {describe(value)}")
+        allowed = tuple(code.value for code in attribute.refs)
+        checked: list[str] = []
+        for position, item in enumerate(value):
+            try:
+                checked.append(check_sentera_id(item, allowed))
+            except InvalidValue as exc:
+                raise InvalidValue(f"[{position}]: {exc}") from None
+        return list(dict.fromkeys(checked))
+    if vt is ValueType.AREA:
+        if not isinstance(value, dict):
+            raise InvalidValue(f"expected an object {{value, unit}} or null, got {describe(value)}")
+        extra = sorted(set(value) - {"value", "unit"})
+        if extra:
+            raise InvalidValue(f"unknown key {extra[0]!r} (an area has value and unit)")
+        if "value" not in value or "unit" not in value:
+            raise InvalidValue("an area needs both value and unit")
+        number = value["value"]
+        if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+            raise InvalidValue(f"area value must be a number of at least 0, got {describe(number)}")
+        if value["unit"] not in AREA_UNIT:
+            raise InvalidValue(f"{describe(value['unit'])} is not one of {', '.join(AREA_UNIT)}")
+        return {"value": float(number), "unit": value["unit"]}
+    raise AssertionError(vt)  # pragma: no cover

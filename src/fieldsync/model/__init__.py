@@ -1,0 +1,1 @@
+"""The domain model: entity kinds, their fields and their sync representations."""

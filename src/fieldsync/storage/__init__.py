@@ -1,0 +1,1 @@
+"""Storage: tables, engines, transactions and migrations, for SQLite and PostgreSQL alike."""

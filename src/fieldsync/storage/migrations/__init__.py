@@ -1,0 +1,1 @@
+"""Alembic migration scripts; `fieldsync.storage.migrate` runs them."""

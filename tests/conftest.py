@@ -1,0 +1,108 @@
+"""Shared fixtures: every database test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL is reached at FIELDSYNC_TEST_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres); each test session creates its own database
+and drops it at the end. Without a reachable server the PostgreSQL leg is skipped with a
+reason, except under CI (CI=true), where an unreachable server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from fieldsync.storage.database import make_engine, normalize_url
+from fieldsync.storage.migrate import upgrade
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "dev",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FIELDSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_admin() -> Engine | None:
+    engine = create_engine(normalize_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        if IN_CI:
+            raise RuntimeError(
+                f"PostgreSQL is unreachable at {POSTGRES_ADMIN_URL} under CI: {exc}"
+            ) from exc
+        return None
+    return engine
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
+    admin = _postgres_admin()
+    if admin is None:
+        pytest.skip(f"PostgreSQL leg skipped: no server at {POSTGRES_ADMIN_URL}")
+    name = f"fieldsync_test_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    """Empty the session database: drop and recreate its public schema."""
+    engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """An empty database of each backend (schema not yet created)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/fieldsync.db"
+    url: str = request.getfixturevalue("postgres_server_url")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated database of each backend."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
