@@ -175,22 +175,26 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
 
 
 def load_representations(
-    conn: Connection, kind: EntityKind, item_ids: Sequence[int]
-) -> dict[int, dict[str, Any]]:
-    """The stored representations of items (live or tombstones), ready for GraphQL."""
+    conn: Connection, kind: EntityKind, keys: Sequence[Any], *, by: str = "id"
+) -> dict[Any, dict[str, Any]]:
+    """Stored representations of items (live or tombstones) by `id` or `sentera_id`.
+
+    Each comes ready for GraphQL: with its current `content_hash` and `__typename`.
+    """
     assert kind.sync is not None
     items = kind.table
+    key_column = items.c[by]
     type_name = kind.sync.graphql_type
-    found: dict[int, dict[str, Any]] = {}
-    for part in chunks(sorted(set(item_ids))):
+    found: dict[Any, dict[str, Any]] = {}
+    for part in chunks(sorted(set(keys))):
         rows = conn.execute(
-            select(items.c.id, items.c.content_hash, items.c.representation).where(
-                items.c.id.in_(part)
+            select(key_column.label("key"), items.c.content_hash, items.c.representation).where(
+                key_column.in_(part)
             )
         )
         for row in rows:
             record = json.loads(row.representation)
             record["content_hash"] = encode_hash(row.content_hash)
             record["__typename"] = type_name
-            found[row.id] = record
+            found[row.key] = record
     return found

@@ -1,0 +1,1 @@
+"""The GraphQL API: schema, resolvers, execution and the HTTP transport."""

@@ -1,0 +1,117 @@
+"""What every resolver of one request shares: a snapshot connection, the caller, a loader."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from fieldsync.access import readable_organization_ids
+from fieldsync.ids import TypeCode, type_code_of
+from fieldsync.model.kinds import KIND_BY_CODE
+from fieldsync.model.representation import iso
+from fieldsync.storage import tables as t
+from fieldsync.sync.engine import load_representations
+from fieldsync.tokens import Viewer
+
+
+def organization_object(row: Any) -> dict[str, Any]:
+    return {
+        "__typename": "Organization",
+        "_id": row.id,
+        "sentera_id": row.sentera_id,
+        "name": row.name,
+        "parent_organization_id": row.parent_sid,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def organization_query() -> Any:
+    orgs, parent = t.organizations, t.organizations.alias("parent")
+    return select(
+        orgs.c.id,
+        orgs.c.sentera_id,
+        orgs.c.name,
+        orgs.c.created_at,
+        orgs.c.updated_at,
+        parent.c.sentera_id.label("parent_sid"),
+    ).outerjoin(parent, parent.c.id == orgs.c.parent_id)
+
+
+class Loader:
+    """Objects by sentera_id, fetched in batches.
+
+    Ids are primed when a page is built; the first object of a type that a query really
+    needs fetches every primed id of that type in one statement.
+    """
+
+    def __init__(self, conn: Connection, viewer: Viewer) -> None:
+        self.conn = conn
+        self.viewer = viewer
+        self.cache: dict[str, dict[str, Any] | None] = {}
+        self.pending: dict[TypeCode, set[str]] = defaultdict(set)
+
+    def prime(self, sentera_ids: Iterable[str]) -> None:
+        for sentera_id in sentera_ids:
+            if sentera_id not in self.cache:
+                code = type_code_of(sentera_id)
+                if code is not None:
+                    self.pending[code].add(sentera_id)
+
+    def load(self, sentera_id: str) -> dict[str, Any] | None:
+        if sentera_id not in self.cache:
+            code = type_code_of(sentera_id)
+            if code is None:
+                return None
+            batch = self.pending.pop(code, set()) | {sentera_id}
+            found = self._fetch(code, batch)
+            for wanted in batch:
+                self.cache[wanted] = found.get(wanted)
+        return self.cache[sentera_id]
+
+    def _fetch(self, code: TypeCode, sentera_ids: set[str]) -> dict[str, dict[str, Any]]:
+        kind = KIND_BY_CODE[code]
+        if kind.sync is not None:
+            return load_representations(self.conn, kind, sorted(sentera_ids), by="sentera_id")
+        if code is TypeCode.USER:
+            users = t.users
+            rows = self.conn.execute(select(users).where(users.c.sentera_id.in_(sentera_ids)))
+            return {
+                row.sentera_id: {
+                    "__typename": "User",
+                    "sentera_id": row.sentera_id,
+                    "first_name": row.first_name,
+                    "last_name": row.last_name,
+                    "email": row.email if row.id == self.viewer.user_id else None,
+                }
+                for row in rows
+            }
+        if code is TypeCode.ORGANIZATION:
+            query = organization_query().where(t.organizations.c.sentera_id.in_(sentera_ids))
+            return {row.sentera_id: organization_object(row) for row in self.conn.execute(query)}
+        return {}
+
+
+@dataclass
+class RequestContext:
+    conn: Connection
+    viewer: Viewer
+    loader: Loader
+    _readable: set[int] | None = None
+    identity_only: dict[int, bool] = field(default_factory=dict)
+    """Per field node: does the selection ask for nothing but sentera_id?"""
+
+    @classmethod
+    def open(cls, conn: Connection, viewer: Viewer) -> RequestContext:
+        return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
+
+    @property
+    def readable(self) -> set[int]:
+        """Internal ids of the organizations the caller may read (computed once)."""
+        if self._readable is None:
+            self._readable = readable_organization_ids(self.conn, self.viewer.user_id)
+        return self._readable

@@ -1,0 +1,394 @@
+"""Resolvers: how each GraphQL field that is not a plain value of its object is computed.
+
+Sync items travel as their stored representation (a dict shaped like the GraphQL object), so
+most fields need no resolver. References (`created_by`, `mosaic`, `survey`, …) hold just a
+sentera_id; they are expanded through the request's batching loader only when the query asks
+for more than the id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import cached_property
+from typing import Any
+
+from graphql import FieldNode, GraphQLResolveInfo
+from sqlalchemy import ColumnElement, func, select
+
+from fieldsync.api.context import RequestContext, organization_object, organization_query
+from fieldsync.errors import InvalidArgumentError
+from fieldsync.ids import TypeCode
+from fieldsync.model import kinds as k
+from fieldsync.model.kinds import EntityKind
+from fieldsync.storage import tables as t
+from fieldsync.sync import service
+from fieldsync.sync.engine import SyncPage, load_representations
+from fieldsync.sync.scopes import readable_object
+
+MAX_PAGE_SIZE = 1000
+Resolver = Callable[..., Any]
+
+
+def _context(info: GraphQLResolveInfo) -> RequestContext:
+    context: RequestContext = info.context
+    return context
+
+
+# -- references ----------------------------------------------------------------------------
+
+
+def _asks_identity_only(info: GraphQLResolveInfo) -> bool:
+    context = _context(info)
+    node = info.field_nodes[0]
+    key = id(node)
+    if key not in context.identity_only:
+        context.identity_only[key] = all(
+            node.selection_set is not None
+            and all(
+                isinstance(selection, FieldNode)
+                and selection.name.value in ("sentera_id", "__typename")
+                for selection in node.selection_set.selections
+            )
+            for node in info.field_nodes
+        )
+    return context.identity_only[key]
+
+
+def resolve_reference(source: Any, info: GraphQLResolveInfo) -> Any:
+    value = source.get(info.field_name) if isinstance(source, dict) else None
+    if value is None or len(value) > 1 or _asks_identity_only(info):
+        return value
+    return _context(info).loader.load(value["sentera_id"])
+
+
+def resolve_parent_organization(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
+    parent = source.get("parent_organization_id")
+    if parent is None:
+        return None
+    organization = _context(info).loader.load(parent)
+    if organization is None or organization["_id"] not in _context(info).readable:
+        return None
+    return organization
+
+
+def _prime_references(context: RequestContext, records: list[dict[str, Any]]) -> None:
+    wanted: list[str] = []
+    for record in records:
+        for value in record.values():
+            if isinstance(value, dict) and len(value) == 1 and "sentera_id" in value:
+                wanted.append(value["sentera_id"])
+    context.loader.prime(wanted)
+
+
+# -- sync queries --------------------------------------------------------------------------
+
+
+def _sync_result(context: RequestContext, page: SyncPage) -> dict[str, Any]:
+    _prime_references(context, page.upserted)
+    _prime_references(context, page.deleted)
+    return {
+        "upserted": page.upserted,
+        "deleted": page.deleted,
+        "remaining_count": page.remaining_count,
+        "failed": [asdict(error) for error in page.failed] or None,
+    }
+
+
+def _by_survey(kind: EntityKind) -> Resolver:
+    def resolve(
+        _source: Any, info: GraphQLResolveInfo, survey_sentera_id: str, content_hashes: list[str]
+    ) -> dict[str, Any]:
+        context = _context(info)
+        page = service.sync_by_survey(
+            context.conn, context.readable, kind, survey_sentera_id, content_hashes
+        )
+        return _sync_result(context, page)
+
+    return resolve
+
+
+def _by_organization(kind: EntityKind) -> Resolver:
+    def resolve(
+        _source: Any,
+        info: GraphQLResolveInfo,
+        organization_sentera_id: str,
+        content_hashes: list[str],
+        include_descendant_organizations: bool | None = False,
+    ) -> dict[str, Any]:
+        context = _context(info)
+        page = service.sync_by_organization(
+            context.conn,
+            context.readable,
+            kind,
+            organization_sentera_id,
+            bool(include_descendant_organizations),
+            content_hashes,
+        )
+        return _sync_result(context, page)
+
+    return resolve
+
+
+def resolve_sync_files(
+    _source: Any, info: GraphQLResolveInfo, owners: list[dict[str, str]], content_hashes: list[str]
+) -> dict[str, Any]:
+    context = _context(info)
+    pairs = [(owner["owner_type"], owner["sentera_id"]) for owner in owners]
+    page = service.sync_files(context.conn, context.readable, pairs, content_hashes)
+    return _sync_result(context, page)
+
+
+def resolve_sync_surveys(
+    _source: Any, info: GraphQLResolveInfo, field_sentera_id: str, content_hashes: list[str]
+) -> dict[str, Any]:
+    context = _context(info)
+    page = service.sync_surveys(context.conn, context.readable, field_sentera_id, content_hashes)
+    return _sync_result(context, page)
+
+
+# -- lookups -------------------------------------------------------------------------------
+
+
+def resolve_me(_source: Any, info: GraphQLResolveInfo) -> Any:
+    context = _context(info)
+    return context.loader.load(context.viewer.sentera_id)
+
+
+def resolve_organization(_source: Any, info: GraphQLResolveInfo, sentera_id: str) -> Any:
+    context = _context(info)
+    organization = context.loader.load(sentera_id)
+    if organization is None or organization.get("_id") not in context.readable:
+        return None
+    return organization
+
+
+def _lookup(code: TypeCode) -> Resolver:
+    def resolve(_source: Any, info: GraphQLResolveInfo, sentera_id: str) -> Any:
+        context = _context(info)
+        if readable_object(context.conn, context.readable, code, sentera_id) is None:
+            return None
+        return context.loader.load(sentera_id)
+
+    return resolve
+
+
+# -- collections ---------------------------------------------------------------------------
+
+
+def _pagination(pagination: dict[str, int] | None) -> tuple[int, int]:
+    page = (pagination or {}).get("page", 1) or 1
+    page_size = (pagination or {}).get("page_size", 100) or 100
+    if page < 1:
+        raise InvalidArgumentError("pagination.page starts at 1")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgumentError(f"pagination.page_size must be between 1 and {MAX_PAGE_SIZE}")
+    return page, page_size
+
+
+class Collection:
+    """One page of a list: `{page, page_size, present, results, total_count}`, each computed
+    only when asked (a sync page asking `images { total_count }` of 2,000 mosaics reads the
+    count from their representations and runs no query)."""
+
+    def __init__(
+        self,
+        context: RequestContext,
+        kind: EntityKind | None,
+        where: ColumnElement[bool],
+        pagination: dict[str, int] | None,
+        *,
+        known_total: int | None = None,
+        join: tuple[Any, ColumnElement[bool]] | None = None,
+    ) -> None:
+        self.page, self.page_size = _pagination(pagination)
+        self._context = context
+        self._kind = kind
+        self._where = where
+        self._known_total = known_total
+        self._join = join
+
+    def _table(self) -> Any:
+        return self._kind.table if self._kind is not None else t.organizations
+
+    def _select(self, *columns: Any) -> Any:
+        query = select(*columns).select_from(self._table())
+        if self._join is not None:
+            query = query.join(*self._join)
+        return query.where(self._where)
+
+    @cached_property
+    def total_count(self) -> int:
+        if self._known_total is not None:
+            return self._known_total
+        count: int = self._context.conn.execute(self._select(func.count())).scalar_one()
+        return count
+
+    @cached_property
+    def results(self) -> list[dict[str, Any]]:
+        table = self._table()
+        offset = (self.page - 1) * self.page_size
+        if self._kind is None:
+            query = (
+                organization_query()
+                .where(self._where)
+                .order_by(table.c.created_at, table.c.id)
+                .limit(self.page_size)
+                .offset(offset)
+            )
+            return [organization_object(row) for row in self._context.conn.execute(query)]
+        ids = list(
+            self._context.conn.execute(
+                self._select(table.c.id)
+                .order_by(table.c.created_at, table.c.id)
+                .limit(self.page_size)
+                .offset(offset)
+            ).scalars()
+        )
+        records = load_representations(self._context.conn, self._kind, ids)
+        page = [records[item_id] for item_id in ids]
+        _prime_references(self._context, page)
+        return page
+
+    @property
+    def present(self) -> int:
+        return len(self.results)
+
+
+def _id_of(context: RequestContext, table: Any, sentera_id: str) -> int:
+    item_id: int = context.conn.execute(
+        select(table.c.id).where(table.c.sentera_id == sentera_id)
+    ).scalar_one()
+    return item_id
+
+
+def _children(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
+    def resolve(
+        source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
+    ) -> Collection:
+        context = _context(info)
+        parent_id = _id_of(context, parent_table, source["sentera_id"])
+        table = kind.table
+        where = (table.c[column] == parent_id) & table.c.deleted_at.is_(None)
+        return Collection(context, kind, where, pagination)
+
+    return resolve
+
+
+def _child_list(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
+    collection = _children(kind, parent_table, column)
+
+    def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
+        return collection(source, info, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+
+    return resolve
+
+
+def _owned_files(owner_type: str, owner_table: Any) -> Resolver:
+    def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
+        context = _context(info)
+        owner_id = _id_of(context, owner_table, source["sentera_id"])
+        files = t.files
+        where = (
+            (files.c.scope_type == owner_type)
+            & (files.c.scope_id == owner_id)
+            & files.c.deleted_at.is_(None)
+        )
+        return Collection(context, k.FILE, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+
+    return resolve
+
+
+def resolve_mosaic_images(
+    source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
+) -> Collection:
+    context = _context(info)
+    images, links = t.images, t.mosaic_images
+    mosaic_id = select(t.mosaics.c.id).where(t.mosaics.c.sentera_id == source["sentera_id"])
+    where = (links.c.mosaic_id == mosaic_id.scalar_subquery()) & images.c.deleted_at.is_(None)
+    known = (source.get("images") or {}).get("total_count")
+    return Collection(
+        context,
+        k.IMAGE,
+        where,
+        pagination,
+        known_total=known,
+        join=(links, links.c.image_id == images.c.id),
+    )
+
+
+def resolve_organizations(
+    _source: Any, info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
+) -> Collection:
+    context = _context(info)
+    orgs = t.organizations
+    where = orgs.c.id.in_(sorted(context.readable)) & orgs.c.deleted_at.is_(None)
+    return Collection(context, None, where, pagination)
+
+
+def resolve_organization_children(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
+    context = _context(info)
+    orgs = t.organizations
+    where = (orgs.c.parent_id == source["_id"]) & orgs.c.deleted_at.is_(None)
+    return Collection(context, None, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+
+
+def resolve_organization_fields(
+    source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
+) -> Collection:
+    fields = t.fields
+    where = (fields.c.organization_id == source["_id"]) & fields.c.deleted_at.is_(None)
+    return Collection(_context(info), k.FIELD, where, pagination)
+
+
+def resolve_file_url(_source: dict[str, Any], _info: GraphQLResolveInfo) -> str | None:
+    """No file bytes are stored by this server yet, so there is nothing to link to."""
+    return None
+
+
+REFERENCE_FIELDS = {
+    "Image": ("survey",),
+    "Mosaic": ("survey",),
+    "Cog": ("mosaic", "survey"),
+    "Survey": ("field",),
+    "Field": ("organization",),
+    "FlightTask": ("organization", "field", "survey"),
+}
+
+RESOLVERS: dict[str, dict[str, Resolver]] = {
+    "Query": {
+        "me": resolve_me,
+        "organizations": resolve_organizations,
+        "organization": resolve_organization,
+        "field": _lookup(TypeCode.FIELD),
+        "survey": _lookup(TypeCode.SURVEY),
+        "sync_cogs": _by_survey(k.COG),
+        "sync_mosaics": _by_survey(k.MOSAIC),
+        "sync_images": _by_survey(k.IMAGE),
+        "sync_files": resolve_sync_files,
+        "sync_flight_tasks": _by_organization(k.FLIGHT_TASK),
+        "sync_fields": _by_organization(k.FIELD),
+        "sync_surveys": resolve_sync_surveys,
+    },
+    "Organization": {
+        "parent": resolve_parent_organization,
+        "children": resolve_organization_children,
+        "fields": resolve_organization_fields,
+    },
+    "Field": {
+        "surveys": _children(k.SURVEY, t.fields, "field_id"),
+        "files": _owned_files("FIELD", t.fields),
+    },
+    "Survey": {
+        "images": _children(k.IMAGE, t.surveys, "survey_id"),
+        "mosaics": _children(k.MOSAIC, t.surveys, "survey_id"),
+        "files": _owned_files("SURVEY", t.surveys),
+    },
+    "Mosaic": {
+        "images": resolve_mosaic_images,
+        "cogs": _child_list(k.COG, t.mosaics, "mosaic_id"),
+        "files": _owned_files("MOSAIC", t.mosaics),
+    },
+    "FeatureSet": {"files": _owned_files("FEATURE_SET", t.feature_sets)},
+    "File": {"url": resolve_file_url},
+}

@@ -1,0 +1,223 @@
+"""The `fieldsync` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from fieldsync.changeset import ChangesetError, apply_changeset
+from fieldsync.changeset.apply import parse_changeset
+from fieldsync.config import DEFAULT_MAX_BODY_BYTES, Settings
+from fieldsync.errors import FieldSyncError
+from fieldsync.storage.database import (
+    DEFAULT_DATABASE_URL,
+    DatabaseUrlError,
+    is_sqlite,
+    make_engine,
+)
+from fieldsync.storage.migrate import schema_status, upgrade
+from fieldsync.tokens import create_token, parse_duration, revoke_token
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_option(function: F) -> F:
+    option = click.option(
+        "--database-url",
+        envvar="FIELDSYNC_DATABASE_URL",
+        default=DEFAULT_DATABASE_URL,
+        show_default=True,
+        help="sqlite:///PATH or postgresql://USER@HOST/DB [env: FIELDSYNC_DATABASE_URL]",
+    )
+    return option(function)
+
+
+def open_database(database_url: str, *, migrate: bool = True) -> Engine:
+    """An engine on the database, its schema brought up to date first."""
+    try:
+        engine = make_engine(database_url)
+        if migrate:
+            upgrade(engine)
+    except DatabaseUrlError as exc:
+        raise click.UsageError(str(exc)) from None
+    except Exception as exc:
+        raise click.ClickException(f"cannot open database {database_url!r}: {exc}") from None
+    return engine
+
+
+@click.group()
+@click.version_option(package_name="fieldsync")
+def main() -> None:
+    """FieldSync: content-hash sync of drone and agronomy survey data."""
+
+
+@main.command()
+@click.option(
+    "--host",
+    envvar="FIELDSYNC_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="[env: FIELDSYNC_HOST]",
+)
+@click.option(
+    "--port",
+    envvar="FIELDSYNC_PORT",
+    type=int,
+    default=8000,
+    show_default=True,
+    help="[env: FIELDSYNC_PORT]",
+)
+@database_option
+@click.option(
+    "--workers",
+    envvar="FIELDSYNC_WORKERS",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="API processes; more than one needs PostgreSQL [env: FIELDSYNC_WORKERS]",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="FIELDSYNC_MAX_BODY_BYTES",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    help="Larger request bodies get 413 [env: FIELDSYNC_MAX_BODY_BYTES]",
+)
+@click.option(
+    "--log-level",
+    envvar="FIELDSYNC_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    help="[env: FIELDSYNC_LOG_LEVEL]",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    envvar="FIELDSYNC_DEMO",
+    help="Fill an empty database with demo data and print a token [env: FIELDSYNC_DEMO]",
+)
+def serve(
+    host: str,
+    port: int,
+    database_url: str,
+    workers: int,
+    max_body_bytes: int,
+    log_level: str,
+    demo: bool,
+) -> None:
+    """Serve the GraphQL API at /graphql (GraphiQL in a browser)."""
+    import uvicorn
+
+    from fieldsync.api.http import create_app
+
+    settings = Settings(
+        database_url=database_url,
+        host=host,
+        port=port,
+        workers=workers,
+        max_body_bytes=max_body_bytes,
+        log_level=log_level,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    engine = open_database(database_url)
+    if workers > 1 and is_sqlite(engine):
+        raise click.UsageError("--workers above 1 needs PostgreSQL; SQLite serves from one process")
+    if demo:
+        from fieldsync.demo import install_demo
+
+        click.echo(install_demo(engine).banner(f"http://{host}:{port}/graphql"))
+    if workers == 1:
+        uvicorn.run(create_app(engine, settings), host=host, port=port, log_level=log_level)
+        return
+    engine.dispose()
+    os.environ.update(settings.to_environment())
+    uvicorn.run(
+        "fieldsync.api.http:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+@main.command()
+@click.argument("changeset", type=click.File("rb"))
+@database_option
+def load(changeset: Any, database_url: str) -> None:
+    """Apply a changeset (JSON file, or - for standard input), all or nothing."""
+    engine = open_database(database_url)
+    try:
+        summary = apply_changeset(engine, parse_changeset(changeset.read()))
+    except ChangesetError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        click.echo(f"changeset rejected: {len(exc.issues)} error(s); nothing was written", err=True)
+        sys.exit(1)
+    click.echo(summary.line())
+
+
+@main.group()
+def token() -> None:
+    """Create and revoke API tokens."""
+
+
+@token.command("create")
+@click.argument("user_sentera_id")
+@click.option("--expires-in", help="Lifetime such as 30d, 8h or 90m; no expiry when left out")
+@database_option
+def token_create(user_sentera_id: str, expires_in: str | None, database_url: str) -> None:
+    """Print a new bearer token for a user (only the token, on stdout)."""
+    engine = open_database(database_url)
+    try:
+        lifetime = parse_duration(expires_in) if expires_in else None
+        click.echo(create_token(engine, user_sentera_id, lifetime))
+    except FieldSyncError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@token.command("revoke")
+@click.argument("token_value", metavar="TOKEN")
+@database_option
+def token_revoke(token_value: str, database_url: str) -> None:
+    """Revoke a token at once."""
+    engine = open_database(database_url)
+    try:
+        revoke_token(engine, token_value)
+    except FieldSyncError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("revoked", err=True)
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations and database maintenance."""
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_url: str) -> None:
+    """Migrate the schema to the newest version (safe to run again)."""
+    engine = open_database(database_url, migrate=False)
+    before = schema_status(engine)
+    after = upgrade(engine)
+    click.echo(f"schema {before.current or 'empty'} -> {after.current}")
+
+
+@db.command("status")
+@database_option
+def db_status(database_url: str) -> None:
+    """Show the schema version and whether it is up to date."""
+    engine = open_database(database_url, migrate=False)
+    status = schema_status(engine)
+    state = "up to date" if status.up_to_date else "needs 'fieldsync db upgrade'"
+    click.echo(f"current {status.current or 'empty'}, head {status.head}: {state}")
+    if not status.up_to_date:
+        sys.exit(1)

@@ -1,0 +1,23 @@
+"""Errors a client or operator can act on, each with a stable machine-readable code."""
+
+from __future__ import annotations
+
+
+class FieldSyncError(Exception):
+    """An expected failure: its message is safe to show to the caller."""
+
+    code = "BAD_REQUEST"
+
+
+class NotFoundError(FieldSyncError):
+    """The object does not exist, or the caller may not read it (the two look the same)."""
+
+    code = "NOT_FOUND"
+
+
+class UnauthenticatedError(FieldSyncError):
+    code = "UNAUTHENTICATED"
+
+
+class InvalidArgumentError(FieldSyncError):
+    code = "BAD_USER_INPUT"

@@ -1,0 +1,154 @@
+"""Turning a sync query's arguments into a `Scope` the caller may read.
+
+A scope that does not exist and one the caller may not read raise the same NotFoundError
+(for `sync_files`, yield the same `invalid_object` failure), so nothing leaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from fieldsync.access import descendant_organization_ids
+from fieldsync.errors import NotFoundError
+from fieldsync.ids import TypeCode, type_code_of
+from fieldsync.model import kinds as k
+from fieldsync.model.kinds import OWNER_CODES, EntityKind
+from fieldsync.storage import tables as t
+from fieldsync.sync.engine import Scope, SyncError
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A live object: its internal id and the organization it belongs to."""
+
+    id: int
+    organization_id: int
+
+
+def locate(conn: Connection, code: TypeCode, sentera_id: str) -> Located | None:
+    """Find a live object by sentera_id and the organization it hangs below."""
+    o, f, s, m, fs, lg = (
+        t.organizations,
+        t.fields,
+        t.surveys,
+        t.mosaics,
+        t.feature_sets,
+        t.logos,
+    )
+    if code is TypeCode.ORGANIZATION:
+        query = select(o.c.id, o.c.id.label("org")).where(
+            o.c.sentera_id == sentera_id, o.c.deleted_at.is_(None)
+        )
+    elif code is TypeCode.FIELD:
+        query = select(f.c.id, f.c.organization_id.label("org")).where(
+            f.c.sentera_id == sentera_id, f.c.deleted_at.is_(None)
+        )
+    elif code is TypeCode.SURVEY:
+        query = (
+            select(s.c.id, f.c.organization_id.label("org"))
+            .join(f, f.c.id == s.c.field_id)
+            .where(s.c.sentera_id == sentera_id, s.c.deleted_at.is_(None))
+        )
+    elif code is TypeCode.MOSAIC:
+        query = (
+            select(m.c.id, f.c.organization_id.label("org"))
+            .join(s, s.c.id == m.c.survey_id)
+            .join(f, f.c.id == s.c.field_id)
+            .where(m.c.sentera_id == sentera_id, m.c.deleted_at.is_(None))
+        )
+    elif code is TypeCode.LOGO:
+        query = select(lg.c.id, lg.c.organization_id.label("org")).where(
+            lg.c.sentera_id == sentera_id, lg.c.deleted_at.is_(None)
+        )
+    elif code is TypeCode.FEATURE_SET:
+        row = conn.execute(
+            select(fs.c.id, fs.c.scope_type, fs.c.scope_id).where(
+                fs.c.sentera_id == sentera_id, fs.c.deleted_at.is_(None)
+            )
+        ).first()
+        if row is None:
+            return None
+        owner_table = {"SURVEY": s, "FIELD": f, "ORGANIZATION": o}[row.scope_type]
+        owner_sid = conn.execute(
+            select(owner_table.c.sentera_id).where(owner_table.c.id == row.scope_id)
+        ).scalar_one()
+        owner = locate(conn, OWNER_CODES[row.scope_type], owner_sid)
+        return None if owner is None else Located(row.id, owner.organization_id)
+    else:
+        return None
+    found = conn.execute(query).first()
+    return None if found is None else Located(found.id, found.org)
+
+
+def readable_object(
+    conn: Connection, readable: set[int], code: TypeCode, sentera_id: str
+) -> Located | None:
+    if type_code_of(sentera_id) is not code:
+        return None
+    found = locate(conn, code, sentera_id)
+    if found is None or found.organization_id not in readable:
+        return None
+    return found
+
+
+def _not_found(what: str, sentera_id: str) -> NotFoundError:
+    return NotFoundError(f"{what} {sentera_id!r} not found")
+
+
+def survey_scope(
+    conn: Connection, readable: set[int], kind: EntityKind, survey_sentera_id: str
+) -> Scope:
+    found = readable_object(conn, readable, TypeCode.SURVEY, survey_sentera_id)
+    if found is None:
+        raise _not_found("survey", survey_sentera_id)
+    return Scope(kind, {"SURVEY": [found.id]})
+
+
+def field_scope(
+    conn: Connection, readable: set[int], kind: EntityKind, field_sentera_id: str
+) -> Scope:
+    found = readable_object(conn, readable, TypeCode.FIELD, field_sentera_id)
+    if found is None:
+        raise _not_found("field", field_sentera_id)
+    return Scope(kind, {"FIELD": [found.id]})
+
+
+def organization_scope(
+    conn: Connection,
+    readable: set[int],
+    kind: EntityKind,
+    organization_sentera_id: str,
+    include_descendants: bool,
+) -> Scope:
+    found = readable_object(conn, readable, TypeCode.ORGANIZATION, organization_sentera_id)
+    if found is None:
+        raise _not_found("organization", organization_sentera_id)
+    ids = {found.id}
+    if include_descendants:
+        ids = descendant_organization_ids(conn, ids)
+    return Scope(kind, {"ORGANIZATION": sorted(ids)})
+
+
+def owners_scope(
+    conn: Connection, readable: set[int], owners: Sequence[tuple[str, str]]
+) -> tuple[Scope, list[SyncError]]:
+    """The scope of `sync_files`: every valid owner; one failure per invalid one."""
+    keys: dict[str, list[int]] = {}
+    failed: list[SyncError] = []
+    for owner_type, sentera_id in dict.fromkeys(owners):
+        found = readable_object(conn, readable, OWNER_CODES[owner_type], sentera_id)
+        if found is None:
+            failed.append(
+                SyncError(
+                    key="invalid_object",
+                    message="Invalid owner",
+                    code="INVALID_OBJECT",
+                    details={"owner_type": owner_type, "sentera_id": sentera_id},
+                )
+            )
+            continue
+        keys.setdefault(owner_type, []).append(found.id)
+    return Scope(k.FILE, keys), failed
