@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
@@ -106,3 +109,52 @@ def engine(database_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+class LiveServer:
+    """A real FieldSync HTTP server on a free loopback port, in a background thread."""
+
+    def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
+        import uvicorn
+
+        from fieldsync.api.http import create_app
+        from fieldsync.config import Settings
+
+        self.engine = engine
+        self.database_url = database_url
+        settings = Settings(database_url=database_url, max_body_bytes=max_body_bytes)
+        config = uvicorn.Config(
+            create_app(engine, settings), host="127.0.0.1", port=0, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/graphql"
+        self.http = httpx.Client(timeout=120)
+
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.post(
+            self.url, json={"query": query, "variables": variables}, headers=headers
+        )
+
+    def stop(self) -> None:
+        self.http.close()
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
+
+
+@pytest.fixture
+def live_server(engine: Engine, database_url: str) -> Iterator[LiveServer]:
+    """A real HTTP server over the `engine` database (each backend), body limit 32 MiB."""
+    server = LiveServer(engine, database_url, max_body_bytes=32 * 1024 * 1024)
+    yield server
+    server.stop()
