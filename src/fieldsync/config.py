@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fieldsync.storage.database import DEFAULT_DATABASE_URL
 
@@ -42,6 +42,3 @@ class Settings:
             "FIELDSYNC_MAX_BODY_BYTES": str(self.max_body_bytes),
             "FIELDSYNC_LOG_LEVEL": self.log_level,
         }
-
-    def with_changes(self, **changes: object) -> Settings:
-        return replace(self, **{key: value for key, value in changes.items() if value is not None})

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from threading import Lock
-from typing import Any
+from typing import Any, TypeGuard
 
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     GraphQLError,
     GraphQLSchema,
     execute,
@@ -118,7 +120,10 @@ class GraphQLExecutor:
                 variable_values=request.variables,
                 operation_name=request.operation_name,
                 context_value=RequestContext.open(conn, viewer),
+                is_awaitable=_never_awaitable,
             )
+        # Every resolver is synchronous, so execution never returns an awaitable.
+        assert isinstance(result, ExecutionResult)
         if result.data is None and result.errors:
             # The request itself was wrong (bad variables, unknown operation): nothing ran.
             return _request_error(result.errors, "BAD_USER_INPUT")
@@ -127,6 +132,11 @@ class GraphQLExecutor:
             body["errors"] = [_format_error(error) for error in result.errors]
         body["data"] = result.data
         return GraphQLResponse(200, body)
+
+
+def _never_awaitable(_value: Any) -> TypeGuard[Awaitable[Any]]:
+    """Every resolver is synchronous: skip graphql-core's per-value awaitable check."""
+    return False
 
 
 def _request_error(errors: list[GraphQLError], code: str) -> GraphQLResponse:

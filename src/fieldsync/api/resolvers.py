@@ -13,8 +13,9 @@ from dataclasses import asdict
 from functools import cached_property
 from typing import Any
 
-from graphql import FieldNode, GraphQLResolveInfo
-from sqlalchemy import ColumnElement, func, select
+from graphql import FieldNode
+from graphql import GraphQLResolveInfo as _ResolveInfo
+from sqlalchemy import ColumnElement, and_, func, select
 
 from fieldsync.api.context import RequestContext, organization_object, organization_query
 from fieldsync.errors import InvalidArgumentError
@@ -27,6 +28,7 @@ from fieldsync.sync.engine import SyncPage, load_representations
 from fieldsync.sync.scopes import readable_object
 
 MAX_PAGE_SIZE = 1000
+GraphQLResolveInfo = _ResolveInfo[RequestContext]
 Resolver = Callable[..., Any]
 
 
@@ -195,11 +197,11 @@ class Collection:
         self,
         context: RequestContext,
         kind: EntityKind | None,
-        where: ColumnElement[bool],
+        where: Callable[[], ColumnElement[bool]],
         pagination: dict[str, int] | None,
         *,
         known_total: int | None = None,
-        join: tuple[Any, ColumnElement[bool]] | None = None,
+        join: Callable[[], tuple[Any, ColumnElement[bool]]] | None = None,
     ) -> None:
         self.page, self.page_size = _pagination(pagination)
         self._context = context
@@ -214,8 +216,8 @@ class Collection:
     def _select(self, *columns: Any) -> Any:
         query = select(*columns).select_from(self._table())
         if self._join is not None:
-            query = query.join(*self._join)
-        return query.where(self._where)
+            query = query.join(*self._join())
+        return query.where(self._where())
 
     @cached_property
     def total_count(self) -> int:
@@ -231,7 +233,7 @@ class Collection:
         if self._kind is None:
             query = (
                 organization_query()
-                .where(self._where)
+                .where(self._where())
                 .order_by(table.c.created_at, table.c.id)
                 .limit(self.page_size)
                 .offset(offset)
@@ -267,9 +269,12 @@ def _children(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
         source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
     ) -> Collection:
         context = _context(info)
-        parent_id = _id_of(context, parent_table, source["sentera_id"])
         table = kind.table
-        where = (table.c[column] == parent_id) & table.c.deleted_at.is_(None)
+
+        def where() -> ColumnElement[bool]:
+            parent_id = _id_of(context, parent_table, source["sentera_id"])
+            return (table.c[column] == parent_id) & table.c.deleted_at.is_(None)
+
         return Collection(context, kind, where, pagination)
 
     return resolve
@@ -279,7 +284,8 @@ def _child_list(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
     collection = _children(kind, parent_table, column)
 
     def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
-        return collection(source, info, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+        page: Collection = collection(source, info, {"page": 1, "page_size": MAX_PAGE_SIZE})
+        return page.results
 
     return resolve
 
@@ -287,13 +293,16 @@ def _child_list(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
 def _owned_files(owner_type: str, owner_table: Any) -> Resolver:
     def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         context = _context(info)
-        owner_id = _id_of(context, owner_table, source["sentera_id"])
         files = t.files
-        where = (
-            (files.c.scope_type == owner_type)
-            & (files.c.scope_id == owner_id)
-            & files.c.deleted_at.is_(None)
-        )
+
+        def where() -> ColumnElement[bool]:
+            owner_id = _id_of(context, owner_table, source["sentera_id"])
+            return (
+                (files.c.scope_type == owner_type)
+                & (files.c.scope_id == owner_id)
+                & files.c.deleted_at.is_(None)
+            )
+
         return Collection(context, k.FILE, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
 
     return resolve
@@ -302,19 +311,17 @@ def _owned_files(owner_type: str, owner_table: Any) -> Resolver:
 def resolve_mosaic_images(
     source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
 ) -> Collection:
-    context = _context(info)
-    images, links = t.images, t.mosaic_images
-    mosaic_id = select(t.mosaics.c.id).where(t.mosaics.c.sentera_id == source["sentera_id"])
-    where = (links.c.mosaic_id == mosaic_id.scalar_subquery()) & images.c.deleted_at.is_(None)
+    images, links, mosaics = t.images, t.mosaic_images, t.mosaics
+
+    def where() -> ColumnElement[bool]:
+        mosaic_id = select(mosaics.c.id).where(mosaics.c.sentera_id == source["sentera_id"])
+        return (links.c.mosaic_id == mosaic_id.scalar_subquery()) & images.c.deleted_at.is_(None)
+
+    def join() -> tuple[Any, ColumnElement[bool]]:
+        return (links, links.c.image_id == images.c.id)
+
     known = (source.get("images") or {}).get("total_count")
-    return Collection(
-        context,
-        k.IMAGE,
-        where,
-        pagination,
-        known_total=known,
-        join=(links, links.c.image_id == images.c.id),
-    )
+    return Collection(_context(info), k.IMAGE, where, pagination, known_total=known, join=join)
 
 
 def resolve_organizations(
@@ -322,22 +329,31 @@ def resolve_organizations(
 ) -> Collection:
     context = _context(info)
     orgs = t.organizations
-    where = orgs.c.id.in_(sorted(context.readable)) & orgs.c.deleted_at.is_(None)
+
+    def where() -> ColumnElement[bool]:
+        return orgs.c.id.in_(sorted(context.readable)) & orgs.c.deleted_at.is_(None)
+
     return Collection(context, None, where, pagination)
 
 
 def resolve_organization_children(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
-    context = _context(info)
     orgs = t.organizations
-    where = (orgs.c.parent_id == source["_id"]) & orgs.c.deleted_at.is_(None)
-    return Collection(context, None, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+
+    def where() -> ColumnElement[bool]:
+        return and_(orgs.c.parent_id == source["_id"], orgs.c.deleted_at.is_(None))
+
+    page = Collection(_context(info), None, where, {"page": 1, "page_size": MAX_PAGE_SIZE})
+    return page.results
 
 
 def resolve_organization_fields(
     source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
 ) -> Collection:
     fields = t.fields
-    where = (fields.c.organization_id == source["_id"]) & fields.c.deleted_at.is_(None)
+
+    def where() -> ColumnElement[bool]:
+        return and_(fields.c.organization_id == source["_id"], fields.c.deleted_at.is_(None))
+
     return Collection(_context(info), k.FIELD, where, pagination)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    Column,
     Connection,
     FromClause,
     LargeBinary,
@@ -121,7 +120,7 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     deleted_rows: list[tuple[bytes, int]] = []
     if client.raw:
         client_rel = _client_hash_relation(conn, client.raw)
-        client_hash: Column[Any] = client_rel.c.h
+        client_hash: ColumnElement[Any] = client_rel.c.h
         upsert_filter: ColumnElement[bool] = and_(
             live_in_scope,
             ~exists().where(client_hash == items.c.content_hash),
