@@ -1,9 +1,7 @@
 """Compute one sync page (sync-semantics.md §2) on a consistent snapshot.
 
-The diff is set-wise in the database: the client's hashes become a relation (a temporary table
-on SQLite, `unnest` of a bytea array on PostgreSQL) and two anti/semi-joins against the scope's
-live-item index and the hash history give the upsert and deleted candidates. Only the page's
-own rows are then read in full.
+The caller opens the snapshot (`storage.database.read_snapshot`); everything here reads
+through that one connection, so the page and `remaining_count` always agree.
 """
 
 from __future__ import annotations
@@ -14,28 +12,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
     FromClause,
     LargeBinary,
     and_,
     bindparam,
     column,
-    exists,
+    delete,
     false,
     func,
+    insert,
     or_,
     select,
     table,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from fieldsync.hashing import ClientHashes, encode_hash
+from fieldsync.hashing import HASH_BYTES, ClientHashes, encode_hash
 from fieldsync.model.kinds import EntityKind
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import chunks
-
-_SQLITE_CLIENT_TABLE = "fs_client_hashes"
+from fieldsync.storage.database import CLIENT_HASHES_TABLE
+from fieldsync.storage.sql import chunks, fetch_tuples
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +88,37 @@ def _scope_clause(
 
 
 def _client_hash_relation(conn: Connection, raw: Sequence[bytes]) -> FromClause:
-    """The client's hashes as a one-column relation `h` inside the current transaction."""
+    """The client's distinct hashes as the indexed one-column relation `h`.
+
+    The connection's temporary table is emptied and filled for this call (PostgreSQL also
+    empties it at commit).
+    """
+    client = table(CLIENT_HASHES_TABLE, column("h", LargeBinary))
+    conn.execute(delete(client))  # an earlier sync field of the same request may have used it
     if conn.dialect.name == "postgresql":
-        array = bindparam("client_hashes", value=list(raw), type_=ARRAY(LargeBinary))
-        return func.unnest(array).table_valued("h").render_derived(name="client")
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_SQLITE_CLIENT_TABLE} (h BLOB PRIMARY KEY)"
-    )
-    conn.exec_driver_sql(f"DELETE FROM {_SQLITE_CLIENT_TABLE}")
-    if raw:
+        # One bytea parameter cut into 12-byte hashes server-side: far cheaper to send than an
+        # array of 100,000 separately escaped values.
+        blob = bindparam("client_blob", value=b"".join(raw), type_=LargeBinary)
+        position = func.generate_series(0, len(raw) - 1).column_valued("n")
+        hashes = select(func.substring(blob, position * HASH_BYTES + 1, HASH_BYTES))
+        conn.execute(insert(client).from_select(["h"], hashes))
+    else:
         conn.exec_driver_sql(
-            f"INSERT INTO {_SQLITE_CLIENT_TABLE} (h) VALUES (?)", [(h,) for h in raw]
+            f"INSERT INTO {CLIENT_HASHES_TABLE} (h) VALUES (?)", [(h,) for h in raw]
         )
-    return table(_SQLITE_CLIENT_TABLE, column("h", LargeBinary)).alias("client")
+    return client.alias("client")
 
 
 def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPage:
-    """One page of the diff between the scope's live items and the hashes a client holds."""
+    """One page of the diff between the scope's live items and the hashes a client holds.
+
+    1. One ordered pass over the scope's covering index (`ix_<table>_live_scope`) yields every
+       live item's hash and id; the upsert candidates are those whose hash the client lacks.
+    2. Only the client's hashes that match no live item of the scope (usually none) can be
+       deleted candidates; they go into the connection's temporary table and are joined, in
+       the database, to the hash history (primary key) and the items.
+    3. The page's own representations are read by primary key.
+    """
     kind = scope.kind
     assert kind.sync is not None
     page_size = kind.sync.page_size
@@ -116,22 +127,25 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
         items.c.deleted_at.is_(None),
         _scope_clause(items.c.scope_type, items.c.scope_id, scope.keys),
     )
+    live = fetch_tuples(
+        conn,
+        select(items.c.content_hash, items.c.id)
+        .where(live_in_scope)
+        .order_by(items.c.created_at, items.c.id),
+    )
+    held = set(client.raw)
+    live_hashes = {row[0] for row in live}
+    unmatched = [h for h in client.raw if h not in live_hashes]
 
     deleted_rows: list[tuple[bytes, int]] = []
-    if client.raw:
-        client_rel = _client_hash_relation(conn, client.raw)
-        client_hash: ColumnElement[Any] = client_rel.c.h
-        upsert_filter: ColumnElement[bool] = and_(
-            live_in_scope,
-            ~exists().where(client_hash == items.c.content_hash),
-        )
+    if unmatched:
+        client_hash = _client_hash_relation(conn, unmatched).c.h
         versions = t.item_versions
         deleted_query = (
             select(versions.c.content_hash, versions.c.item_id)
-            .select_from(client_rel)
-            .join(versions, versions.c.content_hash == client_hash)
             .join(items, items.c.id == versions.c.item_id)
             .where(
+                versions.c.content_hash.in_(select(client_hash)),
                 versions.c.kind == kind.name,
                 _scope_clause(versions.c.scope_type, versions.c.scope_id, scope.keys),
                 ~live_in_scope,
@@ -139,27 +153,11 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
             .order_by(versions.c.item_id, versions.c.content_hash)
         )
         deleted_rows = [(row.content_hash, row.item_id) for row in conn.execute(deleted_query)]
-    else:
-        upsert_filter = live_in_scope
 
     page_deleted = deleted_rows[:page_size]
     upsert_slots = page_size - len(page_deleted)
-    upsert_ids: list[int] = []
-    upsert_total = 0
-    if upsert_slots > 0:
-        total = func.count().over().label("total")
-        rows = conn.execute(
-            select(items.c.id, total)
-            .where(upsert_filter)
-            .order_by(items.c.created_at, items.c.id)
-            .limit(upsert_slots)
-        ).all()
-        upsert_ids = [row.id for row in rows]
-        upsert_total = rows[0].total if rows else 0
-    else:
-        upsert_total = conn.execute(
-            select(func.count()).select_from(items).where(upsert_filter)
-        ).scalar_one()
+    candidates = [row[1] for row in live if row[0] not in held]
+    upsert_ids = candidates[:upsert_slots]
 
     records = load_representations(
         conn, kind, upsert_ids + [item_id for _, item_id in page_deleted]
@@ -169,7 +167,7 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
         records[item_id] | {"content_hash": encode_hash(content_hash)}
         for content_hash, item_id in page_deleted
     ]
-    remaining = len(deleted_rows) + upsert_total - len(upserted) - len(deleted)
+    remaining = len(deleted_rows) + len(candidates) - len(upserted) - len(deleted)
     return SyncPage(upserted=upserted, deleted=deleted, remaining_count=remaining)
 
 
