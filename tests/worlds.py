@@ -1,4 +1,4 @@
-"""Small helpers to build sentera_ids and minimal worlds through changesets, and to read them back."""
+"""Helpers for changeset tests: sentera_ids, a small complete world, and reading rows back."""
 
 from __future__ import annotations
 

@@ -328,6 +328,15 @@ class _Writer:
                     paths[item_id] = path
         self._cascade(doomed)
         self._check_organizations(doomed, paths)
+        # What this changeset wrote to a doomed item is represented before it becomes a
+        # tombstone: a tombstone always holds a real representation and content hash.
+        for kind in k.SYNC_KINDS:
+            written = self.dirty.get(kind.name, {})
+            last = {
+                item_id: written[item_id] for item_id in doomed[kind.name] if item_id in written
+            }
+            if last:
+                refresh_representations(self.conn, kind, last, self.now)
         for kind in ALL_KINDS:
             ids = sorted(doomed.get(kind.name, ()))
             for part in chunks(ids):

@@ -304,7 +304,7 @@ class Planner:
             try:
                 checked = check_value(kind, attribute, value)
             except InvalidValue as exc:
-                self.fail(key_path, str(exc))
+                self.fail(key_path + exc.subpath, str(exc))
                 continue
             if attribute.value_type is ValueType.REF and checked is not None:
                 self._reference(key_path, checked)
@@ -347,7 +347,12 @@ class Planner:
             planned.values["download_filename"] = planned.values.get("filename")
         if kind.sync is not None and planned.created_by is None:
             planned.created_by = actor
-            if actor is None:
+            # A user that is given but invalid is reported once, where it is given.
+            given = (
+                "created_by_sentera_id" in planned.present
+                or self.document.get("actor_sentera_id") is not None
+            )
+            if actor is None and not given:
                 self.fail(
                     path,
                     "no user to attribute the new item to: set actor_sentera_id or "
@@ -388,12 +393,19 @@ class Planner:
         return parent
 
     def _check_mosaic_links(self) -> None:
+        """Images given in image_sentera_ids belong to the mosaic's survey (after this changeset).
+
+        Moving a linked image or mosaic later keeps the link: a mosaic counts the live images it
+        was made from, wherever they are now.
+        """
         for planned in self.planned.values():
             if planned.kind is not k.MOSAIC or "image_sentera_ids" not in planned.values:
                 continue
             survey = self._final_ref(
                 planned.sentera_id, "survey_sentera_id", TypeCode.SURVEY, "survey_id"
             )
+            if survey is None:
+                continue  # the mosaic's own survey is invalid and already reported
             for position, image in enumerate(planned.values["image_sentera_ids"]):
                 if image not in self.will_exist and self.existing.get(image) is None:
                     continue  # already reported as missing

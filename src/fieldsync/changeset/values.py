@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, Integer, String
 
 from fieldsync.ids import type_code_of
 from fieldsync.model.enums import AREA_UNIT
@@ -14,7 +14,15 @@ from fieldsync.model.kinds import Attribute, EntityKind, ValueType
 
 
 class InvalidValue(ValueError):
-    """A value that does not fit its attribute; the message is shown after the JSON path."""
+    """A value that does not fit its attribute; the message is shown after the JSON path.
+
+    `subpath` points inside the value (`[2]` of a list, `.unit` of an area) when the fault is
+    there, so the reported JSON path names the exact value at fault.
+    """
+
+    def __init__(self, message: str, subpath: str = "") -> None:
+        super().__init__(message)
+        self.subpath = subpath
 
 
 def describe(value: Any) -> str:
@@ -37,13 +45,13 @@ def parse_timestamp(value: Any) -> datetime:
         raise InvalidValue(f"expected an ISO-8601 timestamp, got {describe(value)}")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).replace(microsecond=0)
+    except (ValueError, OverflowError):
         raise InvalidValue(
             f"{describe(value)} is not an ISO-8601 timestamp (e.g. 2024-06-01T14:00:00Z)"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).replace(microsecond=0)
 
 
 def check_sentera_id(value: Any, allowed: tuple[str, ...]) -> str:
@@ -59,19 +67,32 @@ def check_sentera_id(value: Any, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _number(value: Any, attribute: Attribute, integer: bool) -> int | float:
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _number(value: Any, kind: EntityKind, attribute: Attribute, integer: bool) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidValue(
             f"expected {'an integer' if integer else 'a number'}, got {describe(value)}"
         )
     if integer and not isinstance(value, int):
         raise InvalidValue(f"expected an integer, got {describe(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
+    if not integer and not _finite(value):
         raise InvalidValue(f"expected a finite number, got {describe(value)}")
     if attribute.minimum is not None and value < attribute.minimum:
         raise InvalidValue(f"{value} is less than the minimum {attribute.minimum:g}")
     if attribute.maximum is not None and value > attribute.maximum:
         raise InvalidValue(f"{value} is greater than the maximum {attribute.maximum:g}")
+    if integer:
+        # The largest value the column holds on every backend.
+        column_type = kind.table.c[attribute.target].type
+        limit = 2**63 - 1 if isinstance(column_type, BigInteger) else 2**31 - 1
+        if isinstance(column_type, Integer) and not -limit - 1 <= value <= limit:
+            raise InvalidValue(f"{value} is out of range (at most {limit})")
     return value
 
 
@@ -85,6 +106,9 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
     if vt is ValueType.TEXT:
         if not isinstance(value, str):
             raise InvalidValue(f"expected a string, got {describe(value)}")
+        if "\x00" in value:
+            # PostgreSQL cannot store it; SQLite could, so reject it everywhere.
+            raise InvalidValue("may not contain a NUL character (\\u0000)")
         column = kind.table.c.get(attribute.target)
         length = getattr(column.type, "length", None) if column is not None else None
         if (
@@ -95,9 +119,9 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
             raise InvalidValue(f"is longer than {length} characters")
         return value
     if vt is ValueType.FLOAT:
-        return float(_number(value, attribute, integer=False))
+        return float(_number(value, kind, attribute, integer=False))
     if vt is ValueType.INT:
-        return int(_number(value, attribute, integer=True))
+        return int(_number(value, kind, attribute, integer=True))
     if vt is ValueType.BOOL:
         if not isinstance(value, bool):
             raise InvalidValue(f"expected true or false, got {describe(value)}")
@@ -119,7 +143,7 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
             try:
                 checked.append(check_sentera_id(item, allowed))
             except InvalidValue as exc:
-                raise InvalidValue(f"[{position}]: {exc}") from None
+                raise InvalidValue(str(exc), f"[{position}]") from None
         return list(dict.fromkeys(checked))
     if vt is ValueType.AREA:
         if not isinstance(value, dict):
@@ -130,9 +154,18 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
         if "value" not in value or "unit" not in value:
             raise InvalidValue("an area needs both value and unit")
         number = value["value"]
-        if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
-            raise InvalidValue(f"area value must be a number of at least 0, got {describe(number)}")
-        if value["unit"] not in AREA_UNIT:
-            raise InvalidValue(f"{describe(value['unit'])} is not one of {', '.join(AREA_UNIT)}")
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not _finite(number)
+            or number < 0
+        ):
+            raise InvalidValue(
+                f"area value must be a number of at least 0, got {describe(number)}", ".value"
+            )
+        if not isinstance(value["unit"], str) or value["unit"] not in AREA_UNIT:
+            raise InvalidValue(
+                f"{describe(value['unit'])} is not one of {', '.join(AREA_UNIT)}", ".unit"
+            )
         return {"value": float(number), "unit": value["unit"]}
     raise AssertionError(vt)  # pragma: no cover
