@@ -15,6 +15,7 @@ from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
 from fieldsync.storage import tables as t
 from fieldsync.sync.engine import load_representations
+from fieldsync.sync.scopes import readable_object
 from fieldsync.tokens import Viewer
 
 
@@ -104,10 +105,21 @@ class RequestContext:
     _readable: set[int] | None = None
     identity_only: dict[int, bool] = field(default_factory=dict)
     """Per field node: does the selection ask for nothing but sentera_id?"""
+    _may_read: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def open(cls, conn: Connection, viewer: Viewer) -> RequestContext:
         return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
+
+    def may_read(self, sentera_id: str) -> bool:
+        """Whether the caller may read the object behind an id (users are always readable)."""
+        if sentera_id not in self._may_read:
+            code = type_code_of(sentera_id)
+            self._may_read[sentera_id] = code is TypeCode.USER or (
+                code is not None
+                and readable_object(self.conn, self.readable, code, sentera_id) is not None
+            )
+        return self._may_read[sentera_id]
 
     @property
     def readable(self) -> set[int]:

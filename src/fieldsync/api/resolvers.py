@@ -58,10 +58,19 @@ def _asks_identity_only(info: GraphQLResolveInfo) -> bool:
 
 
 def resolve_reference(source: Any, info: GraphQLResolveInfo) -> Any:
+    """A referenced object: its id from the representation, the rest only if readable.
+
+    A reference may cross tenants (a flight task pointing at another organization's field);
+    its id is part of the referring item, but its own values are shown only to its readers.
+    """
     value = source.get(info.field_name) if isinstance(source, dict) else None
     if value is None or len(value) > 1 or _asks_identity_only(info):
         return value
-    return _context(info).loader.load(value["sentera_id"])
+    context = _context(info)
+    sentera_id = value["sentera_id"]
+    if not context.may_read(sentera_id):
+        return None
+    return context.loader.load(sentera_id)
 
 
 def resolve_parent_organization(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:

@@ -428,6 +428,7 @@ def refresh_representations(
                 "item_id": row.id,
                 "scope_type": scope_type,
                 "scope_id": scope_id,
+                "representation": canonical,
                 "created_at": now,
             }
         )

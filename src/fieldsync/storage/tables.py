@@ -9,7 +9,7 @@ carry their current `content_hash`, the canonical JSON `representation` the hash
 from, and their *scope key* (`scope_type`, `scope_id`): the one parent whose sync query lists
 them (a survey for images, mosaics and COGs; the owner for files and feature sets; the
 organization for flight tasks and fields; the field for surveys). Every hash ever issued is kept
-in `item_versions` with the scope key the item had in that version.
+in `item_versions` with the scope key and the representation of that version.
 """
 
 from __future__ import annotations
@@ -236,6 +236,9 @@ item_versions = Table(
     Column("item_id", Integer, nullable=False),
     Column("scope_type", String(16), nullable=False),
     Column("scope_id", Integer, nullable=False),
+    # What a client holding this hash was given: a deleted entry echoes it, so an item that
+    # moved elsewhere (even to another tenant) shows only what its old readers already saw.
+    Column("representation", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_item_versions_kind_item", "kind", "item_id"),
 )

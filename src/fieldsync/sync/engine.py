@@ -116,8 +116,9 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
        live item's hash and id; the upsert candidates are those whose hash the client lacks.
     2. Only the client's hashes that match no live item of the scope (usually none) can be
        deleted candidates; they go into the connection's temporary table and are joined, in
-       the database, to the hash history (primary key) and the items.
-    3. The page's own representations are read by primary key.
+       the database, to the hash history (primary key) and the items. A deleted entry carries
+       the client's hash and the item's last values in this scope.
+    3. The upserted items' representations are read by primary key.
     """
     kind = scope.kind
     assert kind.sync is not None
@@ -137,12 +138,20 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     live_hashes = {row[0] for row in live}
     unmatched = [h for h in client.raw if h not in live_hashes]
 
-    deleted_rows: list[tuple[bytes, int]] = []
+    deleted: list[dict[str, Any]] = []
+    deleted_total = 0
     if unmatched:
         client_hash = _client_hash_relation(conn, unmatched).c.h
         versions = t.item_versions
         deleted_query = (
-            select(versions.c.content_hash, versions.c.item_id)
+            select(
+                versions.c.content_hash,
+                versions.c.representation,
+                items.c.representation.label("last_representation"),
+                items.c.deleted_at,
+                items.c.scope_type,
+                items.c.scope_id,
+            )
             .join(items, items.c.id == versions.c.item_id)
             .where(
                 versions.c.content_hash.in_(select(client_hash)),
@@ -152,22 +161,23 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
             )
             .order_by(versions.c.item_id, versions.c.content_hash)
         )
-        deleted_rows = [(row.content_hash, row.item_id) for row in conn.execute(deleted_query)]
+        rows = conn.execute(deleted_query).all()
+        deleted_total = len(rows)
+        type_name = kind.sync.graphql_type
+        for row in rows[:page_size]:
+            # Deleted here: its final values. Moved out of the scope: the version the client
+            # holds, so nothing of its new place (perhaps another tenant) shows.
+            deleted_here = row.scope_id in scope.keys.get(row.scope_type, ())
+            entry = json.loads(row.last_representation if deleted_here else row.representation)
+            entry["content_hash"] = encode_hash(row.content_hash)
+            entry["__typename"] = type_name
+            deleted.append(entry)
 
-    page_deleted = deleted_rows[:page_size]
-    upsert_slots = page_size - len(page_deleted)
     candidates = [row[1] for row in live if row[0] not in held]
-    upsert_ids = candidates[:upsert_slots]
-
-    records = load_representations(
-        conn, kind, upsert_ids + [item_id for _, item_id in page_deleted]
-    )
+    upsert_ids = candidates[: page_size - len(deleted)]
+    records = load_representations(conn, kind, upsert_ids)
     upserted = [records[item_id] for item_id in upsert_ids]
-    deleted = [
-        records[item_id] | {"content_hash": encode_hash(content_hash)}
-        for content_hash, item_id in page_deleted
-    ]
-    remaining = len(deleted_rows) + len(candidates) - len(upserted) - len(deleted)
+    remaining = deleted_total + len(candidates) - len(upserted) - len(deleted)
     return SyncPage(upserted=upserted, deleted=deleted, remaining_count=remaining)
 
 

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("item_id", sa.Integer(), nullable=False),
         sa.Column("scope_type", sa.String(length=16), nullable=False),
         sa.Column("scope_id", sa.Integer(), nullable=False),
+        sa.Column("representation", sa.Text(), nullable=False),
         sa.Column("created_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("content_hash", name=op.f("pk_item_versions")),
     )
