@@ -747,8 +747,8 @@ def test_a_failure_found_while_writing_still_writes_nothing(engine: Engine) -> N
             now=T1,
         )
     assert [str(i) for i in caught.value.issues] == [
-        "delete[1]: cannot delete an organization that still holds 1 fields, 1 logos, "
-        "1 flight tasks; delete or move them first"
+        "delete[1]: cannot delete an organization that still holds 1 field, 1 logo, "
+        "1 flight task; delete or move them first"
     ]
     assert snapshot(engine) == before
 
@@ -1285,8 +1285,8 @@ def test_deleting_an_organization_that_holds_something(engine: Engine) -> None:
         now=T0,
     )
     assert rejected(engine, {"delete": [world.field, world.org]}) == [
-        "delete[1]: cannot delete an organization that still holds 1 child organizations, "
-        "1 logos, 1 flight tasks, 1 feature sets; delete or move them first"
+        "delete[1]: cannot delete an organization that still holds 1 child organization, "
+        "1 logo, 1 flight task, 1 feature set; delete or move them first"
     ]
     # Deleting the contents in the same changeset is enough, in any order.
     summary = apply_changeset(

@@ -55,6 +55,10 @@ class ChangesetSummary:
         )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def parse_changeset(text: str | bytes) -> Any:
     """Parse changeset JSON, turning a syntax error into a ChangesetError with its position."""
     try:
@@ -393,10 +397,10 @@ class _Writer:
         if not organizations:
             return
         holders = (
-            ("child organizations", t.organizations, "parent_id", k.ORGANIZATION),
-            ("fields", t.fields, "organization_id", k.FIELD),
-            ("logos", t.logos, "organization_id", k.LOGO),
-            ("flight tasks", t.flight_tasks, "organization_id", k.FLIGHT_TASK),
+            ("child organization", t.organizations, "parent_id", k.ORGANIZATION),
+            ("field", t.fields, "organization_id", k.FIELD),
+            ("logo", t.logos, "organization_id", k.LOGO),
+            ("flight task", t.flight_tasks, "organization_id", k.FLIGHT_TASK),
         )
         issues: list[ChangesetIssue] = []
         for org_id in sorted(organizations):
@@ -404,11 +408,11 @@ class _Writer:
             for label, table, column, kind in holders:
                 remaining = self._children(table, column, {org_id}) - doomed[kind.name]
                 if remaining:
-                    held.append(f"{len(remaining)} {label}")
+                    held.append(_count(len(remaining), label))
             feature_sets = self._owned(t.feature_sets, "ORGANIZATION", {org_id})
             feature_sets -= doomed[k.FEATURE_SET.name]
             if feature_sets:
-                held.append(f"{len(feature_sets)} feature sets")
+                held.append(_count(len(feature_sets), "feature set"))
             if held:
                 issues.append(
                     ChangesetIssue(
