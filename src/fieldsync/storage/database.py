@@ -33,12 +33,26 @@ class DatabaseUrlError(ValueError):
     """The database URL names no backend FieldSync supports."""
 
 
+def describe_url(url: URL) -> str:
+    """A URL fit for messages and logs: the password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def error_summary(exc: BaseException) -> str:
+    """A driver error as one line, without SQLAlchemy's statement dump and help links."""
+    original = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(original).__name__
+
+
 def normalize_url(database_url: str) -> URL:
     """Parse a user's URL, choosing the psycopg 3 driver for plain `postgresql://`."""
     try:
         url = make_url(database_url)
-    except Exception as exc:
-        raise DatabaseUrlError(f"not a database URL: {database_url!r}") from exc
+    except Exception:
+        raise DatabaseUrlError(
+            "not a database URL: use sqlite:///PATH or postgresql://USER@HOST/DB"
+        ) from None
     backend = url.get_backend_name()
     if backend == "postgresql":
         if url.get_driver_name() in ("", "psycopg2", "psycopg"):
@@ -47,7 +61,7 @@ def normalize_url(database_url: str) -> URL:
     if backend == "sqlite":
         return url
     raise DatabaseUrlError(
-        f"unsupported database {backend!r} in {database_url!r}: use sqlite:///PATH or "
+        f"unsupported database {backend!r} in {describe_url(url)}: use sqlite:///PATH or "
         "postgresql://USER@HOST/DB"
     )
 
