@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from fieldsync.changeset import ChangesetError, ChangesetSummary, apply_changeset
+from fieldsync.changeset import apply as apply_module
 from fieldsync.hashing import parse_client_hashes
 from fieldsync.ids import SENTERA_ID_RE, TypeCode, type_code_of
 from fieldsync.model import enums
@@ -1733,3 +1734,34 @@ def test_moving_a_linked_image_keeps_the_mosaic_link(engine: Engine) -> None:
     assert representation(engine, world.image)["survey"] == {"sentera_id": survey2}
     assert representation(engine, world.mosaic) == before
     assert before["images"] == {"total_count": 2}
+
+
+def test_a_bulk_load_refreshes_planner_statistics(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a large changeset ends with ANALYZE of the tables it wrote."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are a PostgreSQL matter")
+    world = build_world(engine)
+
+    def last_analyze() -> object:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'images'")
+            ).scalar()
+
+    assert last_analyze() is None
+    monkeypatch.setattr(apply_module, "ANALYZE_AFTER_ROWS", 3)
+    apply_changeset(
+        engine,
+        {
+            "actor_sentera_id": world.user,
+            "upsert": {
+                "images": [
+                    {"survey_sentera_id": world.survey, "filename": f"bulk_{n}.jpg"}
+                    for n in range(3)
+                ]
+            },
+        },
+    )
+    assert last_analyze() is not None

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 _PLACEHOLDER_HASH = bytes(12)
+# Changesets writing at least this many items refresh planner statistics (PostgreSQL).
+ANALYZE_AFTER_ROWS = 10_000
 
 
 @dataclass(slots=True)
@@ -83,7 +85,23 @@ def apply_changeset(
     """Validate and apply one changeset, all or nothing. Raises ChangesetError on any problem."""
     with write_transaction(engine) as conn:
         plan = Planner(conn, document).build()
-        return _Writer(conn, plan, now or datetime.now(UTC)).run()
+        summary = _Writer(conn, plan, now or datetime.now(UTC)).run()
+    if summary.created + summary.updated + summary.deleted >= ANALYZE_AFTER_ROWS:
+        refresh_statistics(engine, {record.kind for record in plan.records})
+    return summary
+
+
+def refresh_statistics(engine: Engine, kinds: set[EntityKind]) -> None:
+    """Refresh PostgreSQL's planner statistics after a bulk load.
+
+    Autovacuum would do it within a minute or so (and never where it is switched off); until
+    then the planner may take a 100,000-row survey for an empty one.
+    """
+    if engine.dialect.name != "postgresql" or not kinds:
+        return
+    names = sorted({kind.table.name for kind in kinds} | {t.item_versions.name})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(names))
 
 
 class _Writer:
