@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -43,7 +43,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _postgres_admin() -> Engine | None:
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """An autocommit engine on the PostgreSQL server's admin database (skips without one)."""
     engine = create_engine(normalize_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -54,33 +56,57 @@ def _postgres_admin() -> Engine | None:
             raise RuntimeError(
                 f"PostgreSQL is unreachable at {POSTGRES_ADMIN_URL} under CI: {exc}"
             ) from exc
-        return None
-    return engine
+        pytest.skip(f"PostgreSQL leg skipped: no server at {POSTGRES_ADMIN_URL}")
+    yield engine
+    engine.dispose()
+
+
+class PostgresDatabases:
+    """Creates uniquely named, empty PostgreSQL databases and drops them all at the end."""
+
+    def __init__(self, admin: Engine, prefix: str) -> None:
+        self.admin = admin
+        self.prefix = prefix
+        self.names: list[str] = []
+
+    def create(self) -> str:
+        name = f"{self.prefix}_{secrets.token_hex(4)}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.names.append(name)
+        return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.names:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
+def postgres_server_url(postgres_admin: Engine) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
-    admin = _postgres_admin()
-    if admin is None:
-        pytest.skip(f"PostgreSQL leg skipped: no server at {POSTGRES_ADMIN_URL}")
-    name = f"fieldsync_test_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name)
+    databases = PostgresDatabases(postgres_admin, "fieldsync_test")
     try:
-        yield url.render_as_string(hide_password=False)
+        yield databases.create()
     finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        databases.drop_all()
+
+
+@pytest.fixture
+def new_postgres_database(postgres_admin: Engine) -> Iterator[Callable[[], str]]:
+    """Makes more fresh PostgreSQL databases on demand; drops them after the test."""
+    databases = PostgresDatabases(postgres_admin, "fieldsync_extra")
+    try:
+        yield databases.create
+    finally:
+        databases.drop_all()
 
 
 def _reset_postgres(url: str) -> None:

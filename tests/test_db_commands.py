@@ -7,23 +7,21 @@ import itertools
 import json
 import os
 import re
-import secrets
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, inspect, select
 
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest
 from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.storage import tables as t
-from fieldsync.storage.database import make_engine, normalize_url
+from fieldsync.storage.database import make_engine
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "FIELDSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -443,44 +441,6 @@ def held_hashes(engine: Engine, token: str, world: World) -> dict[str, list[str]
             )
         ),
     }
-
-
-# -- PostgreSQL databases of our own -----------------------------------------------------------
-
-
-@pytest.fixture
-def new_postgres_database() -> Iterator[Callable[[], str]]:
-    """Makes fresh, empty, uniquely named PostgreSQL databases; drops them afterwards."""
-    admin = create_engine(normalize_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        if IN_CI:
-            raise
-        pytest.skip(f"PostgreSQL leg skipped: no server at {POSTGRES_ADMIN_URL} ({exc})")
-    names: list[str] = []
-
-    def make() -> str:
-        name = f"fieldsync_copy_{secrets.token_hex(4)}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        names.append(name)
-        return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 # -- the command itself ------------------------------------------------------------------------
