@@ -23,10 +23,6 @@ from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import make_engine
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "FIELDSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SUMMARY = re.compile(r"^created (\d+), updated (\d+), unchanged (\d+), deleted (\d+)$")
 
 
