@@ -15,7 +15,7 @@ from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
 from fieldsync.storage import tables as t
 from fieldsync.sync.engine import load_representations
-from fieldsync.sync.scopes import readable_object
+from fieldsync.sync.scopes import readable_objects
 from fieldsync.tokens import Viewer
 
 
@@ -55,6 +55,7 @@ class Loader:
         self.viewer = viewer
         self.cache: dict[str, dict[str, Any] | None] = {}
         self.pending: dict[TypeCode, set[str]] = defaultdict(set)
+        self.primed: dict[TypeCode, set[str]] = defaultdict(set)
 
     def prime(self, sentera_ids: Iterable[str]) -> None:
         for sentera_id in sentera_ids:
@@ -62,6 +63,7 @@ class Loader:
                 code = type_code_of(sentera_id)
                 if code is not None:
                     self.pending[code].add(sentera_id)
+                    self.primed[code].add(sentera_id)
 
     def load(self, sentera_id: str) -> dict[str, Any] | None:
         if sentera_id not in self.cache:
@@ -112,13 +114,21 @@ class RequestContext:
         return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
 
     def may_read(self, sentera_id: str) -> bool:
-        """Whether the caller may read the object behind an id (users are always readable)."""
+        """Whether the caller may read the object behind an id (users are always readable).
+
+        Checked for every primed id of the same type at once, like the loader loads them.
+        """
         if sentera_id not in self._may_read:
             code = type_code_of(sentera_id)
-            self._may_read[sentera_id] = code is TypeCode.USER or (
-                code is not None
-                and readable_object(self.conn, self.readable, code, sentera_id) is not None
-            )
+            if code is None:
+                return False
+            if code is TypeCode.USER:
+                self._may_read[sentera_id] = True
+                return True
+            batch = {sentera_id} | (self.loader.primed[code] - self._may_read.keys())
+            found = readable_objects(self.conn, self.readable, code, batch)
+            for checked in batch:
+                self._may_read[checked] = checked in found
         return self._may_read[sentera_id]
 
     @property

@@ -148,7 +148,6 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
                 versions.c.content_hash,
                 versions.c.representation,
                 items.c.representation.label("last_representation"),
-                items.c.deleted_at,
                 items.c.scope_type,
                 items.c.scope_id,
             )

@@ -6,7 +6,7 @@ A scope that does not exist and one the caller may not read raise the same NotFo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
@@ -16,6 +16,7 @@ from fieldsync.errors import NotFoundError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
+from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage import tables as t
 from fieldsync.sync.engine import Scope, SyncError
 
@@ -28,8 +29,10 @@ class Located:
     organization_id: int
 
 
-def locate(conn: Connection, code: TypeCode, sentera_id: str) -> Located | None:
-    """Find a live object by sentera_id and the organization it hangs below."""
+def locate_many(
+    conn: Connection, code: TypeCode, sentera_ids: Collection[str]
+) -> dict[str, Located]:
+    """Live objects by sentera_id, each with the organization it hangs below."""
     o, f, s, m, fs, lg = (
         t.organizations,
         t.fields,
@@ -38,60 +41,74 @@ def locate(conn: Connection, code: TypeCode, sentera_id: str) -> Located | None:
         t.feature_sets,
         t.logos,
     )
+    wanted = sorted(set(sentera_ids))
+    if not wanted:
+        return {}
     if code is TypeCode.ORGANIZATION:
-        query = select(o.c.id, o.c.id.label("org")).where(
-            o.c.sentera_id == sentera_id, o.c.deleted_at.is_(None)
+        query = select(o.c.sentera_id, o.c.id, o.c.id.label("org")).where(
+            o.c.sentera_id.in_(wanted), o.c.deleted_at.is_(None)
         )
     elif code is TypeCode.FIELD:
-        query = select(f.c.id, f.c.organization_id.label("org")).where(
-            f.c.sentera_id == sentera_id, f.c.deleted_at.is_(None)
+        query = select(f.c.sentera_id, f.c.id, f.c.organization_id.label("org")).where(
+            f.c.sentera_id.in_(wanted), f.c.deleted_at.is_(None)
         )
     elif code is TypeCode.SURVEY:
         query = (
-            select(s.c.id, f.c.organization_id.label("org"))
+            select(s.c.sentera_id, s.c.id, f.c.organization_id.label("org"))
             .join(f, f.c.id == s.c.field_id)
-            .where(s.c.sentera_id == sentera_id, s.c.deleted_at.is_(None))
+            .where(s.c.sentera_id.in_(wanted), s.c.deleted_at.is_(None))
         )
     elif code is TypeCode.MOSAIC:
         query = (
-            select(m.c.id, f.c.organization_id.label("org"))
+            select(m.c.sentera_id, m.c.id, f.c.organization_id.label("org"))
             .join(s, s.c.id == m.c.survey_id)
             .join(f, f.c.id == s.c.field_id)
-            .where(m.c.sentera_id == sentera_id, m.c.deleted_at.is_(None))
+            .where(m.c.sentera_id.in_(wanted), m.c.deleted_at.is_(None))
         )
     elif code is TypeCode.LOGO:
-        query = select(lg.c.id, lg.c.organization_id.label("org")).where(
-            lg.c.sentera_id == sentera_id, lg.c.deleted_at.is_(None)
+        query = select(lg.c.sentera_id, lg.c.id, lg.c.organization_id.label("org")).where(
+            lg.c.sentera_id.in_(wanted), lg.c.deleted_at.is_(None)
         )
     elif code is TypeCode.FEATURE_SET:
-        row = conn.execute(
-            select(fs.c.id, fs.c.scope_type, fs.c.scope_id).where(
-                fs.c.sentera_id == sentera_id, fs.c.deleted_at.is_(None)
+        # A feature set hangs below its owner (a survey, a field or an organization).
+        rows = conn.execute(
+            select(fs.c.sentera_id, fs.c.id, fs.c.scope_type, fs.c.scope_id).where(
+                fs.c.sentera_id.in_(wanted), fs.c.deleted_at.is_(None)
             )
-        ).first()
-        if row is None:
-            return None
-        owner_table = {"SURVEY": s, "FIELD": f, "ORGANIZATION": o}[row.scope_type]
-        owner_sid = conn.execute(
-            select(owner_table.c.sentera_id).where(owner_table.c.id == row.scope_id)
-        ).scalar_one()
-        owner = locate(conn, OWNER_CODES[row.scope_type], owner_sid)
-        return None if owner is None else Located(row.id, owner.organization_id)
+        ).all()
+        owners = owner_sentera_ids(conn, ((row.scope_type, row.scope_id) for row in rows))
+        found: dict[str, Located] = {}
+        for owner_type in {row.scope_type for row in rows}:
+            of_type = [row for row in rows if row.scope_type == owner_type]
+            located = locate_many(
+                conn, OWNER_CODES[owner_type], [owners[(owner_type, r.scope_id)] for r in of_type]
+            )
+            for row in of_type:
+                owner = located.get(owners[(owner_type, row.scope_id)])
+                if owner is not None:
+                    found[row.sentera_id] = Located(row.id, owner.organization_id)
+        return found
     else:
-        return None
-    found = conn.execute(query).first()
-    return None if found is None else Located(found.id, found.org)
+        return {}
+    return {row.sentera_id: Located(row.id, row.org) for row in conn.execute(query)}
+
+
+def readable_objects(
+    conn: Connection, readable: set[int], code: TypeCode, sentera_ids: Collection[str]
+) -> dict[str, Located]:
+    """The objects among `sentera_ids` (all of type `code`) that the caller may read."""
+    candidates = [sid for sid in sentera_ids if type_code_of(sid) is code]
+    return {
+        sid: found
+        for sid, found in locate_many(conn, code, candidates).items()
+        if found.organization_id in readable
+    }
 
 
 def readable_object(
     conn: Connection, readable: set[int], code: TypeCode, sentera_id: str
 ) -> Located | None:
-    if type_code_of(sentera_id) is not code:
-        return None
-    found = locate(conn, code, sentera_id)
-    if found is None or found.organization_id not in readable:
-        return None
-    return found
+    return readable_objects(conn, readable, code, [sentera_id]).get(sentera_id)
 
 
 def _not_found(what: str, sentera_id: str) -> NotFoundError:
