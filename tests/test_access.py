@@ -536,6 +536,7 @@ LEAKY_SELECTION = """
     ... on FlightTask { name organization { sentera_id name } field { sentera_id name } }
     ... on File { filename download_filename file_owner { owner_type sentera_id } }
     ... on Cog { mosaic { sentera_id name } survey { sentera_id name } }
+    ... on Mosaic { name cogs { sentera_id } files { filename } }
   }
   upserted {
     sentera_id content_hash
@@ -571,6 +572,12 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
             f"content_hashes: $h) {{ {LEAKY_SELECTION} }} }}",
             {"id": a.survey},
             a.cog,
+        ),
+        "sync_mosaics": (
+            "query Q($id: ID!, $h: [String!]!) { sync_mosaics(survey_sentera_id: $id, "
+            f"content_hashes: $h) {{ {LEAKY_SELECTION} }} }}",
+            {"id": a.survey},
+            a.mosaic,
         ),
     }
     held: dict[str, dict[str, str]] = {}
@@ -627,6 +634,9 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
         leaked = [value for value in b_ids + b_names if value in response.text]
         if leaked:
             leaks[name] = leaked
+        if name == "sync_mosaics":
+            # The moved mosaic's COGs and files now hang below tenant B: not listed.
+            assert (result["deleted"][0]["cogs"], result["deleted"][0]["files"]) == ([], [])
     assert leaks == {}, f"deleted entries show tenant B's data to a member of A: {leaks}"
 
 

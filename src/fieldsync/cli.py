@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.changeset.apply import parse_changeset
-from fieldsync.config import DEFAULT_MAX_BODY_BYTES, Settings
+from fieldsync.config import Settings
 from fieldsync.errors import FieldSyncError
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
@@ -27,6 +27,8 @@ from fieldsync.storage.migrate import schema_status, upgrade
 from fieldsync.tokens import create_token, parse_duration, revoke_token
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Option defaults are the settings' own, so the two never disagree.
+DEFAULTS = Settings()
 
 
 def database_option(function: F) -> F:
@@ -69,7 +71,7 @@ def main() -> None:
 @click.option(
     "--host",
     envvar="FIELDSYNC_HOST",
-    default="127.0.0.1",
+    default=DEFAULTS.host,
     show_default=True,
     help="[env: FIELDSYNC_HOST]",
 )
@@ -77,7 +79,7 @@ def main() -> None:
     "--port",
     envvar="FIELDSYNC_PORT",
     type=int,
-    default=8000,
+    default=DEFAULTS.port,
     show_default=True,
     help="[env: FIELDSYNC_PORT]",
 )
@@ -86,7 +88,7 @@ def main() -> None:
     "--workers",
     envvar="FIELDSYNC_WORKERS",
     type=click.IntRange(min=1),
-    default=1,
+    default=DEFAULTS.workers,
     show_default=True,
     help="API processes; more than one needs PostgreSQL [env: FIELDSYNC_WORKERS]",
 )
@@ -94,14 +96,14 @@ def main() -> None:
     "--max-body-bytes",
     envvar="FIELDSYNC_MAX_BODY_BYTES",
     type=click.IntRange(min=1024),
-    default=DEFAULT_MAX_BODY_BYTES,
+    default=DEFAULTS.max_body_bytes,
     show_default=True,
     help="Larger request bodies get 413 [env: FIELDSYNC_MAX_BODY_BYTES]",
 )
 @click.option(
     "--log-level",
     envvar="FIELDSYNC_LOG_LEVEL",
-    default="info",
+    default=DEFAULTS.log_level,
     show_default=True,
     help="[env: FIELDSYNC_LOG_LEVEL]",
 )

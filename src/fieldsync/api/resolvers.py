@@ -15,13 +15,13 @@ from typing import Any
 
 from graphql import FieldNode
 from graphql import GraphQLResolveInfo as _ResolveInfo
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, false, func, select
 
 from fieldsync.api.context import RequestContext, organization_object, organization_query
 from fieldsync.errors import InvalidArgumentError
-from fieldsync.ids import TypeCode
+from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
-from fieldsync.model.kinds import EntityKind
+from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.storage import tables as t
 from fieldsync.sync import service
 from fieldsync.sync.engine import SyncPage, load_representations
@@ -66,8 +66,15 @@ def resolve_reference(source: Any, info: GraphQLResolveInfo) -> Any:
     value = source.get(info.field_name) if isinstance(source, dict) else None
     if value is None or len(value) > 1 or _asks_identity_only(info):
         return value
-    context = _context(info)
-    sentera_id = value["sentera_id"]
+    return _load_readable(_context(info), value["sentera_id"])
+
+
+def _load_readable(
+    context: RequestContext, sentera_id: str, code: TypeCode | None = None
+) -> dict[str, Any] | None:
+    """The object behind an id if the caller may read it (and it is of type `code`)."""
+    if code is not None and type_code_of(sentera_id) is not code:
+        return None
     if not context.may_read(sentera_id):
         return None
     return context.loader.load(sentera_id)
@@ -75,12 +82,7 @@ def resolve_reference(source: Any, info: GraphQLResolveInfo) -> Any:
 
 def resolve_parent_organization(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
     parent = source.get("parent_organization_id")
-    if parent is None:
-        return None
-    organization = _context(info).loader.load(parent)
-    if organization is None or organization["_id"] not in _context(info).readable:
-        return None
-    return organization
+    return None if parent is None else _load_readable(_context(info), parent)
 
 
 def _prime_references(context: RequestContext, records: list[dict[str, Any]]) -> None:
@@ -166,20 +168,9 @@ def resolve_me(_source: Any, info: GraphQLResolveInfo) -> Any:
     return context.loader.load(context.viewer.sentera_id)
 
 
-def resolve_organization(_source: Any, info: GraphQLResolveInfo, sentera_id: str) -> Any:
-    context = _context(info)
-    organization = context.loader.load(sentera_id)
-    if organization is None or organization.get("_id") not in context.readable:
-        return None
-    return organization
-
-
 def _lookup(code: TypeCode) -> Resolver:
     def resolve(_source: Any, info: GraphQLResolveInfo, sentera_id: str) -> Any:
-        context = _context(info)
-        if readable_object(context.conn, context.readable, code, sentera_id) is None:
-            return None
-        return context.loader.load(sentera_id)
+        return _load_readable(_context(info), sentera_id, code)
 
     return resolve
 
@@ -266,14 +257,17 @@ class Collection:
         return len(self.results)
 
 
-def _id_of(context: RequestContext, table: Any, sentera_id: str) -> int:
-    item_id: int = context.conn.execute(
-        select(table.c.id).where(table.c.sentera_id == sentera_id)
-    ).scalar_one()
-    return item_id
+def _parent_id(context: RequestContext, code: TypeCode, sentera_id: str) -> int | None:
+    """The internal id of a live parent the caller may read, else None (lists nothing).
+
+    A parent can be a deleted entry, or an item that moved to another tenant: its children
+    are then not the caller's to see.
+    """
+    found = readable_object(context.conn, context.readable, code, sentera_id)
+    return None if found is None else found.id
 
 
-def _children(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
+def _children(kind: EntityKind, parent: TypeCode, column: str) -> Resolver:
     def resolve(
         source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
     ) -> Collection:
@@ -281,7 +275,9 @@ def _children(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
         table = kind.table
 
         def where() -> ColumnElement[bool]:
-            parent_id = _id_of(context, parent_table, source["sentera_id"])
+            parent_id = _parent_id(context, parent, source["sentera_id"])
+            if parent_id is None:
+                return false()
             return (table.c[column] == parent_id) & table.c.deleted_at.is_(None)
 
         return Collection(context, kind, where, pagination)
@@ -289,8 +285,8 @@ def _children(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
     return resolve
 
 
-def _child_list(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
-    collection = _children(kind, parent_table, column)
+def _child_list(kind: EntityKind, parent: TypeCode, column: str) -> Resolver:
+    collection = _children(kind, parent, column)
 
     def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         page: Collection = collection(source, info, {"page": 1, "page_size": MAX_PAGE_SIZE})
@@ -299,13 +295,15 @@ def _child_list(kind: EntityKind, parent_table: Any, column: str) -> Resolver:
     return resolve
 
 
-def _owned_files(owner_type: str, owner_table: Any) -> Resolver:
+def _owned_files(owner_type: str) -> Resolver:
     def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         context = _context(info)
         files = t.files
 
         def where() -> ColumnElement[bool]:
-            owner_id = _id_of(context, owner_table, source["sentera_id"])
+            owner_id = _parent_id(context, OWNER_CODES[owner_type], source["sentera_id"])
+            if owner_id is None:
+                return false()
             return (
                 (files.c.scope_type == owner_type)
                 & (files.c.scope_id == owner_id)
@@ -320,17 +318,20 @@ def _owned_files(owner_type: str, owner_table: Any) -> Resolver:
 def resolve_mosaic_images(
     source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
 ) -> Collection:
-    images, links, mosaics = t.images, t.mosaic_images, t.mosaics
+    context = _context(info)
+    images, links = t.images, t.mosaic_images
 
     def where() -> ColumnElement[bool]:
-        mosaic_id = select(mosaics.c.id).where(mosaics.c.sentera_id == source["sentera_id"])
-        return (links.c.mosaic_id == mosaic_id.scalar_subquery()) & images.c.deleted_at.is_(None)
+        mosaic_id = _parent_id(context, TypeCode.MOSAIC, source["sentera_id"])
+        if mosaic_id is None:
+            return false()
+        return (links.c.mosaic_id == mosaic_id) & images.c.deleted_at.is_(None)
 
     def join() -> tuple[Any, ColumnElement[bool]]:
         return (links, links.c.image_id == images.c.id)
 
     known = (source.get("images") or {}).get("total_count")
-    return Collection(_context(info), k.IMAGE, where, pagination, known_total=known, join=join)
+    return Collection(context, k.IMAGE, where, pagination, known_total=known, join=join)
 
 
 def resolve_organizations(
@@ -384,7 +385,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
     "Query": {
         "me": resolve_me,
         "organizations": resolve_organizations,
-        "organization": resolve_organization,
+        "organization": _lookup(TypeCode.ORGANIZATION),
         "field": _lookup(TypeCode.FIELD),
         "survey": _lookup(TypeCode.SURVEY),
         "sync_cogs": _by_survey(k.COG),
@@ -401,19 +402,19 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "fields": resolve_organization_fields,
     },
     "Field": {
-        "surveys": _children(k.SURVEY, t.fields, "field_id"),
-        "files": _owned_files("FIELD", t.fields),
+        "surveys": _children(k.SURVEY, TypeCode.FIELD, "field_id"),
+        "files": _owned_files("FIELD"),
     },
     "Survey": {
-        "images": _children(k.IMAGE, t.surveys, "survey_id"),
-        "mosaics": _children(k.MOSAIC, t.surveys, "survey_id"),
-        "files": _owned_files("SURVEY", t.surveys),
+        "images": _children(k.IMAGE, TypeCode.SURVEY, "survey_id"),
+        "mosaics": _children(k.MOSAIC, TypeCode.SURVEY, "survey_id"),
+        "files": _owned_files("SURVEY"),
     },
     "Mosaic": {
         "images": resolve_mosaic_images,
-        "cogs": _child_list(k.COG, t.mosaics, "mosaic_id"),
-        "files": _owned_files("MOSAIC", t.mosaics),
+        "cogs": _child_list(k.COG, TypeCode.MOSAIC, "mosaic_id"),
+        "files": _owned_files("MOSAIC"),
     },
-    "FeatureSet": {"files": _owned_files("FEATURE_SET", t.feature_sets)},
+    "FeatureSet": {"files": _owned_files("FEATURE_SET")},
     "File": {"url": resolve_file_url},
 }

@@ -22,7 +22,7 @@ from fieldsync.changeset.plan import (
     PlannedRecord,
     Planner,
 )
-from fieldsync.ids import TypeCode
+from fieldsync.ids import type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import ALL_KINDS, EntityKind, ValueType
 from fieldsync.model.representation import refresh_representations
@@ -55,6 +55,13 @@ class ChangesetSummary:
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, "
             f"deleted {self.deleted}"
         )
+
+
+def _kind_of(sentera_id: str) -> EntityKind:
+    """The kind of a sentera_id the planner has already checked."""
+    code = type_code_of(sentera_id)
+    assert code is not None, sentera_id
+    return k.KIND_BY_CODE[code]
 
 
 def _count(number: int, noun: str) -> str:
@@ -166,8 +173,7 @@ class _Writer:
     def _load_ids(self, sentera_ids: set[str]) -> None:
         by_kind: dict[EntityKind, list[str]] = defaultdict(list)
         for sentera_id in sentera_ids:
-            kind = k.KIND_BY_CODE[TypeCode(sentera_id.split("_")[1])]
-            by_kind[kind].append(sentera_id)
+            by_kind[_kind_of(sentera_id)].append(sentera_id)
         for kind, wanted in by_kind.items():
             table = kind.table
             for part in chunks(sorted(wanted)):
@@ -334,20 +340,17 @@ class _Writer:
     def _delete(self, actor_id: int | None) -> None:
         if not self.plan.deletes:
             return
-        doomed: dict[str, set[int]] = defaultdict(set)
+        named: dict[EntityKind, set[int]] = defaultdict(set)
         paths: dict[int, str] = {}
         for path, sentera_id in self.plan.deletes:
-            kind = k.KIND_BY_CODE[TypeCode(sentera_id.split("_")[1])]
-            item_id = self.ids[sentera_id]
-            live = self.conn.execute(
-                select(kind.table.c.id).where(
-                    kind.table.c.id == item_id, kind.table.c.deleted_at.is_(None)
-                )
-            ).first()
-            if live is not None:
-                doomed[kind.name].add(item_id)
-                if kind is k.ORGANIZATION:
-                    paths[item_id] = path
+            kind = _kind_of(sentera_id)
+            named[kind].add(self.ids[sentera_id])
+            if kind is k.ORGANIZATION:
+                paths[self.ids[sentera_id]] = path
+        # Deleting what is deleted already is a no-op: only live rows are doomed.
+        doomed: dict[str, set[int]] = defaultdict(set)
+        for kind, named_ids in named.items():
+            doomed[kind.name] = self._children(kind.table, "id", named_ids)
         self._cascade(doomed)
         self._check_organizations(doomed, paths)
         # What this changeset wrote to a doomed item is represented before it becomes a

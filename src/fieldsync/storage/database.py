@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 # A per-connection temporary table, made when a connection opens: a sync call puts the client's
-# hashes in it, so the diff is two indexed joins whatever the planner believes about sizes.
+# stale hashes in it and joins them to the hash history by primary key.
 CLIENT_HASHES_TABLE = "fs_client_hashes"
 WRITER_LOCK_KEY = 0x46534E43  # "FSNC": the one advisory lock that serializes writers
 _SQLITE_BEGIN = "fieldsync_sqlite_begin"

@@ -115,22 +115,18 @@ def _not_found(what: str, sentera_id: str) -> NotFoundError:
     return NotFoundError(f"{what} {sentera_id!r} not found")
 
 
-def survey_scope(
-    conn: Connection, readable: set[int], kind: EntityKind, survey_sentera_id: str
-) -> Scope:
-    found = readable_object(conn, readable, TypeCode.SURVEY, survey_sentera_id)
-    if found is None:
-        raise _not_found("survey", survey_sentera_id)
-    return Scope(kind, {"SURVEY": [found.id]})
+_PARENT_SCOPES = {TypeCode.SURVEY: "SURVEY", TypeCode.FIELD: "FIELD"}
 
 
-def field_scope(
-    conn: Connection, readable: set[int], kind: EntityKind, field_sentera_id: str
+def parent_scope(
+    conn: Connection, readable: set[int], kind: EntityKind, code: TypeCode, sentera_id: str
 ) -> Scope:
-    found = readable_object(conn, readable, TypeCode.FIELD, field_sentera_id)
+    """The items of `kind` below one survey or field (sync_images, sync_surveys, …)."""
+    scope_type = _PARENT_SCOPES[code]
+    found = readable_object(conn, readable, code, sentera_id)
     if found is None:
-        raise _not_found("field", field_sentera_id)
-    return Scope(kind, {"FIELD": [found.id]})
+        raise _not_found(scope_type.lower(), sentera_id)
+    return Scope(kind, {scope_type: [found.id]})
 
 
 def organization_scope(
@@ -153,11 +149,17 @@ def owners_scope(
     conn: Connection, readable: set[int], owners: Sequence[tuple[str, str]]
 ) -> tuple[Scope, list[SyncError]]:
     """The scope of `sync_files`: every valid owner; one failure per invalid one."""
+    distinct = list(dict.fromkeys(owners))
+    found: dict[tuple[str, str], Located] = {}
+    for owner_type in {owner_type for owner_type, _ in distinct}:
+        of_type = [sentera_id for kind, sentera_id in distinct if kind == owner_type]
+        located = readable_objects(conn, readable, OWNER_CODES[owner_type], of_type)
+        found.update(((owner_type, sid), where) for sid, where in located.items())
     keys: dict[str, list[int]] = {}
     failed: list[SyncError] = []
-    for owner_type, sentera_id in dict.fromkeys(owners):
-        found = readable_object(conn, readable, OWNER_CODES[owner_type], sentera_id)
-        if found is None:
+    for owner in distinct:
+        if owner not in found:
+            owner_type, sentera_id = owner
             failed.append(
                 SyncError(
                     key="invalid_object",
@@ -167,5 +169,5 @@ def owners_scope(
                 )
             )
             continue
-        keys.setdefault(owner_type, []).append(found.id)
+        keys.setdefault(owner[0], []).append(found[owner].id)
     return Scope(k.FILE, keys), failed

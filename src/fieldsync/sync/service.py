@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from fieldsync.hashing import parse_client_hashes
+from fieldsync.ids import TypeCode
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import EntityKind
 from fieldsync.sync.engine import Scope, SyncError, SyncPage, compute_page, invalid_hash_errors
-from fieldsync.sync.scopes import field_scope, organization_scope, owners_scope, survey_scope
+from fieldsync.sync.scopes import organization_scope, owners_scope, parent_scope
 
 
 def _page(
@@ -34,7 +35,8 @@ def sync_by_survey(
     content_hashes: Sequence[str],
 ) -> SyncPage:
     """sync_cogs, sync_mosaics and sync_images."""
-    return _page(conn, survey_scope(conn, readable, kind, survey_sentera_id), content_hashes, [])
+    scope = parent_scope(conn, readable, kind, TypeCode.SURVEY, survey_sentera_id)
+    return _page(conn, scope, content_hashes, [])
 
 
 def sync_by_organization(
@@ -53,7 +55,7 @@ def sync_by_organization(
 def sync_surveys(
     conn: Connection, readable: set[int], field_sentera_id: str, content_hashes: Sequence[str]
 ) -> SyncPage:
-    scope = field_scope(conn, readable, k.SURVEY, field_sentera_id)
+    scope = parent_scope(conn, readable, k.SURVEY, TypeCode.FIELD, field_sentera_id)
     return _page(conn, scope, content_hashes, [])
 
 
