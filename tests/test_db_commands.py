@@ -277,7 +277,7 @@ def new_token(database_url: str, user: str) -> str:
 
 # -- reading back ----------------------------------------------------------------------------
 
-DATA_TABLES = list(t.metadata.sorted_tables)
+DATA_TABLES = t.data_tables()
 
 
 def row_counts(engine: Engine) -> dict[str, int]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -24,7 +26,14 @@ from fieldsync.storage.database import (
     make_engine,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
-from fieldsync.tokens import create_token, parse_duration, revoke_token
+from fieldsync.tokens import (
+    TokenInfo,
+    TokenWait,
+    create_token,
+    list_tokens,
+    parse_duration,
+    revoke,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Option defaults are the settings' own, so the two never disagree.
@@ -108,6 +117,15 @@ def main() -> None:
     help="[env: FIELDSYNC_LOG_LEVEL]",
 )
 @click.option(
+    "--rate-limit",
+    envvar="FIELDSYNC_RATE_LIMIT",
+    type=click.IntRange(min=0),
+    default=DEFAULTS.rate_limit,
+    show_default=True,
+    help="Requests per minute per token, across all workers; 0 turns it off "
+    "[env: FIELDSYNC_RATE_LIMIT]",
+)
+@click.option(
     "--demo",
     is_flag=True,
     envvar="FIELDSYNC_DEMO",
@@ -120,6 +138,7 @@ def serve(
     workers: int,
     max_body_bytes: int,
     log_level: str,
+    rate_limit: int,
     demo: bool,
 ) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser)."""
@@ -134,6 +153,7 @@ def serve(
         workers=workers,
         max_body_bytes=max_body_bytes,
         log_level=log_level,
+        rate_limit=rate_limit,
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -177,34 +197,120 @@ def load(changeset: Any, database_url: str) -> None:
 
 @main.group()
 def token() -> None:
-    """Create and revoke API tokens."""
+    """Create, list and revoke API tokens."""
+
+
+def wait_option(function: F) -> F:
+    option = click.option(
+        "--wait",
+        "wait_for",
+        default="10m",
+        show_default=True,
+        help="SQLite: how long to wait for another writer (e.g. a load) to finish",
+    )
+    return option(function)
+
+
+def token_wait(wait_for: str) -> TokenWait:
+    """How long a token command waits for the writer slot, saying so when it has to wait."""
+
+    def say_waiting() -> None:
+        click.echo("waiting for another writer (e.g. a load) to finish…", err=True)
+
+    return TokenWait(seconds=parse_duration(wait_for).total_seconds(), on_wait=say_waiting)
 
 
 @token.command("create")
 @click.argument("user_sentera_id")
 @click.option("--expires-in", help="Lifetime such as 30d, 8h or 90m; no expiry when left out")
+@wait_option
 @database_option
-def token_create(user_sentera_id: str, expires_in: str | None, database_url: str) -> None:
+def token_create(
+    user_sentera_id: str, expires_in: str | None, wait_for: str, database_url: str
+) -> None:
     """Print a new bearer token for a user (only the token, on stdout)."""
     engine = open_database(database_url)
     try:
         lifetime = parse_duration(expires_in) if expires_in else None
-        click.echo(create_token(engine, user_sentera_id, lifetime))
+        click.echo(create_token(engine, user_sentera_id, lifetime, token_wait(wait_for)))
     except FieldSyncError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @token.command("revoke")
-@click.argument("token_value", metavar="TOKEN")
+@click.argument("token_or_id", metavar="TOKEN_OR_ID")
+@wait_option
 @database_option
-def token_revoke(token_value: str, database_url: str) -> None:
-    """Revoke a token at once."""
+def token_revoke(token_or_id: str, wait_for: str, database_url: str) -> None:
+    """Revoke a token at once, given the token itself or its id from `token list`."""
     engine = open_database(database_url)
     try:
-        revoke_token(engine, token_value)
+        revoke(engine, token_or_id, token_wait(wait_for))
     except FieldSyncError as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "interrupted before the revocation finished: the token is STILL VALID"
+        ) from None
     click.echo("revoked", err=True)
+
+
+@token.command("list")
+@click.argument("user_sentera_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table")
+@database_option
+def token_list(user_sentera_id: str, as_json: bool, database_url: str) -> None:
+    """List a user's tokens: id, created, expiry, revoked, last use (never the secret)."""
+    engine = open_database(database_url)
+    try:
+        tokens = list_tokens(engine, user_sentera_id)
+    except FieldSyncError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([token_json(info) for info in tokens], indent=2))
+    elif not tokens:
+        click.echo(f"user {user_sentera_id} has no tokens", err=True)
+    else:
+        click.echo(token_table(tokens))
+
+
+def token_json(info: TokenInfo) -> dict[str, object]:
+    def moment(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+    return {
+        "id": info.id,
+        "status": info.status,
+        "created_at": moment(info.created_at),
+        "expires_at": moment(info.expires_at),
+        "revoked_at": moment(info.revoked_at),
+        "last_used_at": moment(info.last_used_at),
+    }
+
+
+def token_table(tokens: list[TokenInfo]) -> str:
+    """Aligned columns, times in UTC to the second, '-' for none."""
+
+    def moment(value: datetime | None) -> str:
+        return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+    header = ("id", "status", "created", "expires", "revoked", "last used")
+    rows = [
+        (
+            str(info.id),
+            info.status,
+            moment(info.created_at),
+            moment(info.expires_at),
+            moment(info.revoked_at),
+            moment(info.last_used_at),
+        )
+        for info in tokens
+    ]
+    widths = [max(len(row[n]) for row in [header, *rows]) for n in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
 
 
 @main.group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from fieldsync.ratelimit import DEFAULT_RATE_LIMIT
 from fieldsync.storage.database import DEFAULT_DATABASE_URL
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -18,6 +19,7 @@ class Settings:
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
+    rate_limit: int = DEFAULT_RATE_LIMIT  # requests per minute per token; 0 turns it off
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -30,6 +32,7 @@ class Settings:
             workers=int(env.get("FIELDSYNC_WORKERS", defaults.workers)),
             max_body_bytes=int(env.get("FIELDSYNC_MAX_BODY_BYTES", defaults.max_body_bytes)),
             log_level=env.get("FIELDSYNC_LOG_LEVEL", defaults.log_level),
+            rate_limit=int(env.get("FIELDSYNC_RATE_LIMIT", defaults.rate_limit)),
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -41,4 +44,5 @@ class Settings:
             "FIELDSYNC_WORKERS": str(self.workers),
             "FIELDSYNC_MAX_BODY_BYTES": str(self.max_body_bytes),
             "FIELDSYNC_LOG_LEVEL": self.log_level,
+            "FIELDSYNC_RATE_LIMIT": str(self.rate_limit),
         }

@@ -1,22 +1,46 @@
-"""API tokens: random bearer secrets, stored only as SHA-256 hashes, with optional expiry."""
+"""API tokens: random bearer secrets, stored only as SHA-256 hashes, with optional expiry.
+
+Creating, revoking and noting the last use of a token write only `api_tokens`, in a
+`token_transaction`: never behind the writer lock a bulk load holds on PostgreSQL, and on SQLite
+(one writer at a time) with a clear wait and a clear failure instead of a locked-file error.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from fieldsync.errors import InvalidArgumentError, NotFoundError
-from fieldsync.storage import tables as t
-from fieldsync.storage.database import write_transaction
+from fieldsync.errors import FieldSyncError, InvalidArgumentError, NotFoundError
+from fieldsync.storage import api_tokens as store
+from fieldsync.storage.api_tokens import TokenRow
+from fieldsync.storage.database import (
+    DEFAULT_TOKEN_WAIT_SECONDS,
+    WriterBusyError,
+    error_summary,
+    read_snapshot,
+    token_transaction,
+)
 
 TOKEN_PREFIX = "fst_"
+LAST_USE_EVERY = timedelta(minutes=1)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class TokenWriteError(FieldSyncError):
+    """A token could not be created or revoked; the message says what state it is left in."""
+
+    code = "UNAVAILABLE"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -35,64 +59,165 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """The authenticated caller."""
+    """The authenticated caller, and the token it authenticated with."""
 
     user_id: int
     sentera_id: str
+    token_id: int
 
 
-def create_token(engine: Engine, user_sentera_id: str, expires_in: timedelta | None = None) -> str:
+@dataclass(frozen=True, slots=True)
+class TokenWait:
+    """How a token command waits for the database's one writer slot (SQLite only)."""
+
+    seconds: float = DEFAULT_TOKEN_WAIT_SECONDS
+    on_wait: Callable[[], None] | None = None
+
+
+@contextmanager
+def _token_write(wait: TokenWait, failed: str) -> Iterator[None]:
+    """Turn a busy or failing database into a TokenWriteError saying `failed` (what state the
+    token is left in)."""
+    try:
+        yield
+    except WriterBusyError as exc:
+        raise TokenWriteError(
+            f"another writer (e.g. a load) kept the database busy for {exc.waited_seconds:g} s; "
+            f"{failed}. Try again when it has finished, or wait longer with --wait"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise TokenWriteError(f"database error: {error_summary(exc)}; {failed}") from None
+
+
+def create_token(
+    engine: Engine,
+    user_sentera_id: str,
+    expires_in: timedelta | None = None,
+    wait: TokenWait = TokenWait(),
+) -> str:
     """A new token for a live user; only its hash is stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = datetime.now(UTC)
-    with write_transaction(engine) as conn:
-        user_id = conn.execute(
-            select(t.users.c.id).where(
-                t.users.c.sentera_id == user_sentera_id, t.users.c.deleted_at.is_(None)
-            )
-        ).scalar()
+    with (
+        _token_write(wait, "no token was created"),
+        token_transaction(engine, wait_seconds=wait.seconds, on_wait=wait.on_wait) as conn,
+    ):
+        user_id = store.user_id_of(conn, user_sentera_id, live_only=True)
         if user_id is None:
             raise NotFoundError(f"no user {user_sentera_id!r}")
-        conn.execute(
-            insert(t.api_tokens).values(
-                user_id=user_id,
-                token_hash=token_hash(token),
-                created_at=now,
-                expires_at=now + expires_in if expires_in else None,
-            )
-        )
+        expires_at = now + expires_in if expires_in else None
+        store.insert_token(conn, user_id, token_hash(token), now, expires_at)
     return token
 
 
-def revoke_token(engine: Engine, token: str) -> None:
-    with write_transaction(engine) as conn:
-        result = conn.execute(
-            update(t.api_tokens)
-            .where(
-                t.api_tokens.c.token_hash == token_hash(token), t.api_tokens.c.revoked_at.is_(None)
-            )
-            .values(revoked_at=datetime.now(UTC))
-        )
-        if result.rowcount == 0:
+def revoke_token(engine: Engine, token: str, wait: TokenWait = TokenWait()) -> None:
+    """Revoke a token given its secret."""
+    with (
+        _token_write(wait, "nothing was revoked: the token is STILL VALID"),
+        token_transaction(engine, wait_seconds=wait.seconds, on_wait=wait.on_wait) as conn,
+    ):
+        if not store.revoke_by_hash(conn, token_hash(token), datetime.now(UTC)):
             raise NotFoundError("no such token, or it was revoked already")
+
+
+def revoke_token_id(engine: Engine, token_id: int, wait: TokenWait = TokenWait()) -> None:
+    """Revoke a token given its id (from `list_tokens`), for when the secret is not at hand."""
+    with (
+        _token_write(wait, f"nothing was revoked: token {token_id} is STILL VALID"),
+        token_transaction(engine, wait_seconds=wait.seconds, on_wait=wait.on_wait) as conn,
+    ):
+        if not store.revoke_by_id(conn, token_id, datetime.now(UTC)):
+            raise NotFoundError(f"no token with id {token_id}, or it was revoked already")
+
+
+def revoke(engine: Engine, token_or_id: str, wait: TokenWait = TokenWait()) -> None:
+    """Revoke by secret (`fst_…`) or by id (digits, as `token list` shows it)."""
+    reference = token_or_id.strip()
+    if reference.isascii() and reference.isdigit():
+        revoke_token_id(engine, int(reference), wait)
+    elif reference.startswith(TOKEN_PREFIX):
+        revoke_token(engine, reference, wait)
+    else:
+        raise InvalidArgumentError(
+            f"{token_or_id!r} is neither a token ({TOKEN_PREFIX}…) nor a token id: "
+            "see the ids with 'fieldsync token list USER_SENTERA_ID'"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """One token as an operator may see it; the secret and its hash are never shown."""
+
+    id: int
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    status: str  # "active", "expired" or "revoked"
+
+
+def _token_info(row: TokenRow, now: datetime) -> TokenInfo:
+    if row.revoked_at is not None:
+        status = "revoked"
+    elif row.expires_at is not None and row.expires_at <= now:
+        status = "expired"
+    else:
+        status = "active"
+    return TokenInfo(
+        row.id, row.created_at, row.expires_at, row.revoked_at, row.last_used_at, status
+    )
+
+
+def list_tokens(engine: Engine, user_sentera_id: str) -> list[TokenInfo]:
+    """Every token of a user (deleted users included), oldest first."""
+    now = datetime.now(UTC)
+    with read_snapshot(engine) as conn:
+        user_id = store.user_id_of(conn, user_sentera_id, live_only=False)
+        if user_id is None:
+            raise NotFoundError(f"no user {user_sentera_id!r}")
+        rows = store.tokens_of_user(conn, user_id)
+    return [_token_info(row, now) for row in rows]
 
 
 def authenticate(conn: Connection, token: str) -> Viewer | None:
     """The live user a valid, unexpired, unrevoked token belongs to, or None."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    tokens, users = t.api_tokens, t.users
-    row = conn.execute(
-        select(users.c.id, users.c.sentera_id, tokens.c.expires_at)
-        .join(users, users.c.id == tokens.c.user_id)
-        .where(
-            tokens.c.token_hash == token_hash(token),
-            tokens.c.revoked_at.is_(None),
-            users.c.deleted_at.is_(None),
-        )
-    ).first()
-    if row is None:
+    found = store.find_live_token(conn, token_hash(token))
+    if found is None:
         return None
-    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+    if found.expires_at is not None and found.expires_at <= datetime.now(UTC):
         return None
-    return Viewer(user_id=row.id, sentera_id=row.sentera_id)
+    return Viewer(user_id=found.user_id, sentera_id=found.user_sentera_id, token_id=found.token_id)
+
+
+class TokenUseRecorder:
+    """Notes each token's last use, at most once a minute per token, and never makes a request
+    wait: the write is skipped when another writer holds the database (SQLite) or the row
+    (PostgreSQL), and tried again on a later request."""
+
+    def __init__(self, engine: Engine, every: timedelta = LAST_USE_EVERY) -> None:
+        self.engine = engine
+        self.every = every
+        self._noted: dict[int, float] = {}  # token id -> time.monotonic() of the last write
+        self._lock = threading.Lock()
+
+    def record(self, token_id: int) -> None:
+        if not self._due(token_id):
+            return
+        try:
+            with token_transaction(self.engine, wait_seconds=0) as conn:
+                store.note_last_use(conn, token_id, datetime.now(UTC), self.every)
+        except (WriterBusyError, SQLAlchemyError):
+            with self._lock:
+                self._noted.pop(token_id, None)  # busy: try again on the next request
+
+    def _due(self, token_id: int) -> bool:
+        """True (and claimed) when this process has not noted the token for `every`."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._noted.get(token_id)
+            if last is not None and now - last < self.every.total_seconds():
+                return False
+            self._noted[token_id] = now
+            return True

@@ -23,8 +23,9 @@ from sqlalchemy import Engine
 
 from fieldsync.api.context import RequestContext
 from fieldsync.errors import FieldSyncError
+from fieldsync.ratelimit import RateLimited, RateLimiter
 from fieldsync.storage.database import read_snapshot
-from fieldsync.tokens import authenticate
+from fieldsync.tokens import TokenUseRecorder, Viewer, authenticate
 
 log = logging.getLogger("fieldsync.api")
 
@@ -58,6 +59,12 @@ def unauthenticated(message: str) -> GraphQLResponse:
     )
 
 
+def rate_limited(refusal: RateLimited) -> GraphQLResponse:
+    body = error_body(refusal.message, "RATE_LIMITED")
+    body["errors"][0]["extensions"]["retry_after_seconds"] = refusal.retry_after_seconds
+    return GraphQLResponse(429, body, {"Retry-After": str(refusal.retry_after_seconds)})
+
+
 def _format_error(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
     formatted = error.formatted
@@ -76,9 +83,18 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
 class GraphQLExecutor:
     """Runs requests against one schema and one database."""
 
-    def __init__(self, schema: GraphQLSchema, engine: Engine) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        engine: Engine,
+        *,
+        rate_limiter: RateLimiter | None = None,
+        token_uses: TokenUseRecorder | None = None,
+    ) -> None:
         self.schema = schema
         self.engine = engine
+        self.rate_limiter = rate_limiter
+        self.token_uses = token_uses
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
         self._lock = Lock()
 
@@ -115,6 +131,9 @@ class GraphQLExecutor:
             viewer = authenticate(conn, token)
         if viewer is None:
             return unauthenticated("Invalid, expired or revoked token")
+        refusal = self._admit(viewer)
+        if refusal is not None:
+            return refusal
         document = self._document(request.query)
         if isinstance(document, GraphQLResponse):
             return document
@@ -137,6 +156,15 @@ class GraphQLExecutor:
             body["errors"] = [_format_error(error) for error in result.errors]
         body["data"] = result.data
         return GraphQLResponse(200, body)
+
+    def _admit(self, viewer: Viewer) -> GraphQLResponse | None:
+        """Per-token bookkeeping after authentication: note the use, apply the rate limit."""
+        if self.token_uses is not None:
+            self.token_uses.record(viewer.token_id)
+        if self.rate_limiter is None:
+            return None
+        refused = self.rate_limiter.check(viewer.token_id)
+        return None if refused is None else rate_limited(refused)
 
 
 def _never_awaitable(_value: Any) -> TypeGuard[Awaitable[Any]]:

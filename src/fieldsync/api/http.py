@@ -22,7 +22,9 @@ from starlette.routing import Route
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse, error_body
 from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.config import Settings
+from fieldsync.ratelimit import rate_limiter_for
 from fieldsync.storage.database import make_engine
+from fieldsync.tokens import TokenUseRecorder
 
 log = logging.getLogger("fieldsync.http")
 GRAPHIQL_HTML = Path(__file__).with_name("graphiql.html").read_text(encoding="utf-8")
@@ -97,7 +99,12 @@ def _graphql_request(payload: Any) -> GraphQLRequest:
 
 
 def create_app(engine: Engine, settings: Settings) -> Starlette:
-    executor = GraphQLExecutor(build_fieldsync_schema(), engine)
+    executor = GraphQLExecutor(
+        build_fieldsync_schema(),
+        engine,
+        rate_limiter=rate_limiter_for(engine, settings.rate_limit),
+        token_uses=TokenUseRecorder(engine),
+    )
 
     async def run(request: Request, graphql_request: GraphQLRequest) -> Response:
         response = await run_in_threadpool(executor.run, bearer_token(request), graphql_request)

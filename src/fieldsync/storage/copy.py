@@ -3,8 +3,9 @@
 The usual use is moving from the embedded SQLite file to PostgreSQL. Rows are copied table by
 table in dependency order, in batches, with their primary keys and every stored value (content
 hashes, representations, tombstones, hash history, token hashes), so clients keep their hashes
-and tokens keep working. The source is read in one snapshot; the target is written in one
-transaction, so a failed copy leaves it without data. The target must hold no FieldSync data.
+and tokens keep working; transient tables (rate limit counters) are left out. The source is
+read in one snapshot; the target is written in one transaction, so a failed copy leaves it
+without data. The target must hold no FieldSync data.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fieldsync.storage.database import (
     write_transaction,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
-from fieldsync.storage.tables import metadata
+from fieldsync.storage.tables import data_tables, metadata
 
 DEFAULT_BATCH_SIZE = 5000
 
@@ -90,7 +91,7 @@ def _tables_with_rows(conn: Connection) -> list[str]:
     """FieldSync tables in the database that hold at least one row."""
     existing = set(inspect(conn).get_table_names())
     occupied: list[str] = []
-    for table in metadata.sorted_tables:
+    for table in data_tables():
         if table.name in existing and conn.execute(select(1).select_from(table).limit(1)).first():
             occupied.append(table.name)
     return occupied
@@ -277,7 +278,7 @@ def _copy(
         with read_snapshot(source_engine) as reader, write_transaction(target_engine) as writer:
             # Checked again under the writer lock: nobody filled the target meanwhile.
             _refuse_if_not_empty(writer, target)
-            for table in metadata.sorted_tables:
+            for table in data_tables():
                 copied = 0
                 for batch in _source_rows(reader, table, batch_size):
                     _write_batch(writer, table, batch)

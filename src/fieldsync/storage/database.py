@@ -7,18 +7,28 @@ Two kinds of transaction exist, and every piece of code uses one of them:
 * `write_transaction`: all or nothing, one writer at a time (SQLite: BEGIN IMMEDIATE;
   PostgreSQL: a transaction-scoped advisory lock taken first), so derived values such as a
   mosaic's image count never race.
+
+A third kind is only for writes to `api_tokens`, which no derived value depends on (a token
+created, revoked, or its last use noted):
+
+* `token_transaction`: all or nothing, but never behind the writer lock, so revoking a token
+  does not wait for a bulk load. PostgreSQL: a plain transaction without the advisory lock,
+  with a lock timeout as a bound. SQLite has one writer at a time by nature: it tries at once,
+  and when another writer holds the file it calls `on_wait` (to say so) and waits up to
+  `wait_seconds`. When the wait runs out it raises `WriterBusyError` and nothing was written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
@@ -27,6 +37,9 @@ DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 CLIENT_HASHES_TABLE = "fs_client_hashes"
 WRITER_LOCK_KEY = 0x46534E43  # "FSNC": the one advisory lock that serializes writers
 _SQLITE_BEGIN = "fieldsync_sqlite_begin"
+_SQLITE_BUSY_TIMEOUT_MS = 30000  # how long an ordinary statement waits for a locked file
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+DEFAULT_TOKEN_WAIT_SECONDS = 600.0
 
 
 class DatabaseUrlError(ValueError):
@@ -110,7 +123,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {CLIENT_HASHES_TABLE} (h BLOB PRIMARY KEY)"
@@ -151,3 +164,82 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
                 yield conn
+
+
+class WriterBusyError(Exception):
+    """Another writer kept the database for longer than the caller would wait; nothing was
+    written."""
+
+    def __init__(self, waited_seconds: float) -> None:
+        super().__init__(f"another writer kept the database busy for {waited_seconds:g} s")
+        self.waited_seconds = waited_seconds
+
+
+@contextmanager
+def token_transaction(
+    engine: Engine,
+    *,
+    wait_seconds: float = DEFAULT_TOKEN_WAIT_SECONDS,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[Connection]:
+    """A transaction for writes to `api_tokens` only; see the module docstring."""
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            conn = conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+            with _begin_sqlite_write(conn, wait_seconds, on_wait):
+                yield conn
+        else:
+            with conn.begin(), _lock_timeouts_as_busy(wait_seconds):
+                timeout_ms = max(1, round(wait_seconds * 1000))  # 0 would mean no limit
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
+                yield conn
+
+
+def _begin_sqlite_write(
+    conn: Connection, wait_seconds: float, on_wait: Callable[[], None] | None
+) -> RootTransaction:
+    """BEGIN IMMEDIATE at once if the file is free, else after `on_wait`, waiting up to
+    `wait_seconds`; WriterBusyError when it stays taken."""
+    transaction = _try_sqlite_begin(conn, busy_timeout_ms=0)
+    if transaction is not None:
+        return transaction
+    if wait_seconds <= 0:
+        raise WriterBusyError(0)
+    if on_wait is not None:
+        on_wait()
+    transaction = _try_sqlite_begin(conn, busy_timeout_ms=round(wait_seconds * 1000))
+    if transaction is None:
+        raise WriterBusyError(wait_seconds)
+    return transaction
+
+
+def _try_sqlite_begin(conn: Connection, busy_timeout_ms: int) -> RootTransaction | None:
+    """The write transaction, or None when the file stayed locked for `busy_timeout_ms`."""
+    _set_sqlite_busy_timeout(conn, busy_timeout_ms)
+    try:
+        return conn.begin()
+    except OperationalError as exc:
+        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            return None
+        raise
+    finally:
+        _set_sqlite_busy_timeout(conn, _SQLITE_BUSY_TIMEOUT_MS)
+
+
+def _set_sqlite_busy_timeout(conn: Connection, milliseconds: int) -> None:
+    """Set on the driver connection directly: through SQLAlchemy it would begin a transaction."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={milliseconds}")
+    finally:
+        cursor.close()
+
+
+@contextmanager
+def _lock_timeouts_as_busy(wait_seconds: float) -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+            raise WriterBusyError(wait_seconds) from None
+        raise

@@ -129,6 +129,22 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # When the token last authenticated a request, to the minute (written at most once a
+    # minute per token, best effort: never while that would make the request wait).
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+# Requests per token per fixed one-minute window, counted by every worker process (PostgreSQL).
+# Transient: windows older than the current one are deleted, `db copy` skips the table, and on
+# PostgreSQL it is UNLOGGED (counters are worth no WAL; a crash merely empties them).
+rate_limit_windows = Table(
+    "rate_limit_windows",
+    metadata,
+    Column("token_id", Integer, nullable=False),
+    Column("window_start", BigInteger, nullable=False),  # Unix time, a multiple of 60
+    Column("request_count", Integer, nullable=False),
+    PrimaryKeyConstraint("token_id", "window_start"),
+    info={"transient": True},
 )
 
 fields = _sync_table(
@@ -242,3 +258,8 @@ item_versions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_item_versions_kind_item", "kind", "item_id"),
 )
+
+
+def data_tables() -> list[Table]:
+    """Every table that holds deployment data, parents first (all but transient counters)."""
+    return [table for table in metadata.sorted_tables if not table.info.get("transient")]
