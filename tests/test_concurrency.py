@@ -399,6 +399,9 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
                 database_url,
                 "--log-level",
                 "warning",
+                # Four clients share one token and sync flat out: no per-token limit here.
+                "--rate-limit",
+                "0",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
