@@ -196,10 +196,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def start(database_url: str, *options: str) -> Server:
         port = _free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
+        command = [*_fieldsync_command(), "serve", "--port", str(port), "--log-level", "warning"]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [*_fieldsync_command(), "serve", "--port", str(port)]
-                + ["--database-url", database_url, "--log-level", "warning", *options],
+                [*command, "--database-url", database_url, *options],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

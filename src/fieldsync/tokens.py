@@ -194,30 +194,37 @@ def authenticate(conn: Connection, token: str) -> Viewer | None:
 class TokenUseRecorder:
     """Notes each token's last use, at most once a minute per token, and never makes a request
     wait: the write is skipped when another writer holds the database (SQLite) or the row
-    (PostgreSQL), and tried again on a later request."""
+    (PostgreSQL), and tried again `retry_after_skip` later."""
 
-    def __init__(self, engine: Engine, every: timedelta = LAST_USE_EVERY) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        every: timedelta = LAST_USE_EVERY,
+        retry_after_skip: timedelta = timedelta(seconds=5),
+    ) -> None:
         self.engine = engine
         self.every = every
-        self._noted: dict[int, float] = {}  # token id -> time.monotonic() of the last write
+        self.retry_after_skip = retry_after_skip
+        self._due_at: dict[int, float] = {}  # token id -> time.monotonic() of the next write
         self._lock = threading.Lock()
 
     def record(self, token_id: int) -> None:
-        if not self._due(token_id):
+        if not self._claim(token_id):
             return
         try:
             with token_transaction(self.engine, wait_seconds=0) as conn:
-                store.note_last_use(conn, token_id, datetime.now(UTC), self.every)
+                written = store.note_last_use(conn, token_id, datetime.now(UTC), self.every)
         except (WriterBusyError, SQLAlchemyError):
+            written = False
+        if not written:  # busy, locked, or noted by another process: look again soon
             with self._lock:
-                self._noted.pop(token_id, None)  # busy: try again on the next request
+                self._due_at[token_id] = time.monotonic() + self.retry_after_skip.total_seconds()
 
-    def _due(self, token_id: int) -> bool:
-        """True (and claimed) when this process has not noted the token for `every`."""
+    def _claim(self, token_id: int) -> bool:
+        """True (and the next write put off by `every`) when a write is due for the token."""
         now = time.monotonic()
         with self._lock:
-            last = self._noted.get(token_id)
-            if last is not None and now - last < self.every.total_seconds():
+            if now < self._due_at.get(token_id, now):
                 return False
-            self._noted[token_id] = now
+            self._due_at[token_id] = now + self.every.total_seconds()
             return True
