@@ -316,3 +316,27 @@ def test_sqlite_serves_the_same_limit_from_one_process(
     for response in responses:
         if response.status_code == 429:
             assert_rate_limited(response, 5)
+
+
+def test_counters_that_cannot_be_written_let_requests_through_with_a_warning(
+    engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node on a read-only replica cannot count: it serves, and says why once a minute."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite counts in memory")
+    from sqlalchemy import create_engine
+
+    from fieldsync.storage.database import normalize_url
+
+    read_only = create_engine(
+        normalize_url(database_url),
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )
+    try:
+        limits = DatabaseRateLimiter(read_only, 1, FakeClock(T0))
+        with caplog.at_level("WARNING", logger="fieldsync.ratelimit"):
+            assert [limits.check(1) for _ in range(3)] == [None, None, None]
+    finally:
+        read_only.dispose()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fieldsync.ratelimit"]
+    assert len(warnings) == 1 and "read-only transaction" in warnings[0], warnings

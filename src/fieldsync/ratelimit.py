@@ -9,6 +9,7 @@ long until the window ends.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -17,10 +18,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from fieldsync.storage import rate_limits
-from fieldsync.storage.database import is_sqlite
+from fieldsync.storage.database import error_summary, is_sqlite
 
+log = logging.getLogger("fieldsync.ratelimit")
 WINDOW_SECONDS = 60
 # 600 a minute (10 a second on average): a device's whole sync, a loop of ~100 calls per kind,
 # fits several times over in one minute even when it runs its loops back to back, while a
@@ -86,19 +89,28 @@ class InProcessRateLimiter:
 
 
 class DatabaseRateLimiter:
-    """Counts in the database, so every worker process shares one budget per token."""
+    """Counts in the database, so every worker process shares one budget per token.
+
+    When the counters cannot be written (a read-only replica, say) requests are let through,
+    with one warning per window in the log: the limit protects capacity, it is no access rule.
+    """
 
     def __init__(self, engine: Engine, limit_per_minute: int, clock: Clock = time.time) -> None:
         self.limit_per_minute = limit_per_minute
         self._engine = engine
         self._clock = clock
         self._swept_window = 0
+        self._warned_window = 0
         self._lock = threading.Lock()
 
     def check(self, token_id: int) -> RateLimited | None:
         now = self._clock()
         window = _window_start(now)
-        count = rate_limits.count_request(self._engine, token_id, window)
+        try:
+            count = rate_limits.count_request(self._engine, token_id, window)
+        except SQLAlchemyError as exc:
+            self._warn_once(window, exc)
+            return None  # not counted: let through (see the class docstring)
         self._sweep(window)
         return _verdict(self.limit_per_minute, count, window, now)
 
@@ -108,7 +120,17 @@ class DatabaseRateLimiter:
             if window <= self._swept_window:
                 return
             self._swept_window = window
-        rate_limits.delete_windows_before(self._engine, window)
+        try:
+            rate_limits.delete_windows_before(self._engine, window)
+        except SQLAlchemyError as exc:
+            self._warn_once(window, exc)
+
+    def _warn_once(self, window: int, exc: SQLAlchemyError) -> None:
+        with self._lock:
+            if window <= self._warned_window:
+                return
+            self._warned_window = window
+        log.warning("rate limit not applied: cannot count requests: %s", error_summary(exc))
 
 
 def rate_limiter_for(engine: Engine, limit_per_minute: int) -> RateLimiter | None:
