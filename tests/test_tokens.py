@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import Connection, Engine, select, text, update
@@ -54,13 +56,14 @@ def status_of(engine: Engine, token: str) -> int:
     return executor.run(token, GraphQLRequest(query=ME)).status
 
 
-def last_used(engine: Engine, token: str) -> object:
+def last_used(engine: Engine, token: str) -> datetime | None:
     with engine.connect() as conn:
-        return conn.execute(
+        moment: datetime | None = conn.execute(
             select(t.api_tokens.c.last_used_at).where(
                 t.api_tokens.c.token_hash == token_hash(token)
             )
         ).scalar_one()
+    return moment
 
 
 def token_id_of(engine: Engine, token: str) -> int:
@@ -168,12 +171,13 @@ def test_the_last_use_is_written_at_most_once_a_minute_across_processes(engine: 
     assert last_used(engine, token) == noted
 
     # A minute later the next use is noted again (here by a third process).
-    earlier = noted - timedelta(minutes=2)  # type: ignore[operator]
+    earlier = noted - timedelta(minutes=2)
     with engine.begin() as conn:
         conn.execute(update(t.api_tokens).values(last_used_at=earlier))
     third = GraphQLExecutor(schema, engine, token_uses=TokenUseRecorder(engine))
     assert third.run(token, GraphQLRequest(query=ME)).status == 200
-    assert last_used(engine, token) > earlier  # type: ignore[operator]
+    latest = last_used(engine, token)
+    assert latest is not None and latest > earlier
 
 
 def hold_the_token_row(conn: Connection, token: str) -> None:
@@ -243,16 +247,14 @@ def start_cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_line(stream: object, expected: str, timeout: float = 30) -> str:
+def wait_for_line(stream: IO[str], expected: str, timeout: float = 30) -> str:
     """The first line of a child's output that contains `expected` (read with a deadline)."""
-    import selectors
-
     selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)  # type: ignore[arg-type]
+    selector.register(stream, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if selector.select(timeout=0.2):
-            line: str = stream.readline()  # type: ignore[attr-defined]
+            line = stream.readline()
             if expected in line:
                 return line
             assert line, f"output ended before {expected!r}"
