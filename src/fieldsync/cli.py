@@ -204,9 +204,10 @@ def wait_option(function: F) -> F:
     option = click.option(
         "--wait",
         "wait_for",
+        metavar="DURATION",
         default="10m",
         show_default=True,
-        help="SQLite: how long to wait for another writer (e.g. a load) to finish",
+        help="SQLite: how long to wait for another writer (e.g. a load) to finish, e.g. 30s",
     )
     return option(function)
 
