@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest
 from fieldsync.api.schema import build_fieldsync_schema
@@ -277,7 +277,7 @@ def test_the_limit_holds_for_the_sum_over_two_worker_processes(
     world = build_world(engine)
     token, other = create_token(engine, world.user), create_token(engine, world.user)
     server = serve(database_url, "--workers", "2", "--rate-limit", "30")
-    _well_inside_one_window(burst_seconds=20)
+    _well_inside_one_window(burst_seconds=30)
     cpu_before = server.worker_cpu_ticks()
     assert len(cpu_before) == 2
 
@@ -288,15 +288,14 @@ def test_the_limit_holds_for_the_sum_over_two_worker_processes(
     for response in responses:
         if response.status_code == 429:
             assert_rate_limited(response, 30)
+    counts = window_counts(engine)
+    assert list(counts.values()) == [90], counts  # every request counted, in one window
     # Both processes served part of the burst: the budget really was shared between them.
     cpu_after = server.worker_cpu_ticks()
     assert all(cpu_after[pid] > cpu_before[pid] for pid in cpu_before), (cpu_before, cpu_after)
     # Another token of the same user is not held back.
     fine = httpx.post(server.url, json={"query": ME}, headers={"Authorization": f"Bearer {other}"})
     assert fine.status_code == 200, fine.text
-    with engine.connect() as conn:
-        counted = conn.execute(select(func.sum(t.rate_limit_windows.c.request_count))).scalar()
-    assert counted == 91
 
 
 def test_sqlite_serves_the_same_limit_from_one_process(
