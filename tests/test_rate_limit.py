@@ -147,6 +147,13 @@ def window_counts(engine: Engine) -> dict[tuple[int, int], int]:
         return {(row[0], row[1]): row[2] for row in rows}
 
 
+def last_use_noted(engine: Engine) -> dict[int, bool]:
+    tokens = t.api_tokens
+    with engine.connect() as conn:
+        rows = conn.execute(select(tokens.c.id, tokens.c.last_used_at))
+        return {row[0]: row[1] is not None for row in rows}
+
+
 # -- a real server -----------------------------------------------------------------------------
 
 
@@ -296,6 +303,7 @@ def test_the_limit_holds_for_the_sum_over_two_worker_processes(
     # Another token of the same user is not held back.
     fine = httpx.post(server.url, json={"query": ME}, headers={"Authorization": f"Bearer {other}"})
     assert fine.status_code == 200, fine.text
+    assert all(last_use_noted(engine).values())  # the server notes each token's use
 
 
 def test_sqlite_serves_the_same_limit_from_one_process(
@@ -315,6 +323,7 @@ def test_sqlite_serves_the_same_limit_from_one_process(
     for response in responses:
         if response.status_code == 429:
             assert_rate_limited(response, 5)
+    assert all(last_use_noted(engine).values())
 
 
 def test_counters_that_cannot_be_written_let_requests_through_with_a_warning(
