@@ -37,7 +37,6 @@ DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 CLIENT_HASHES_TABLE = "fs_client_hashes"
 WRITER_LOCK_KEY = 0x46534E43  # "FSNC": the one advisory lock that serializes writers
 _SQLITE_BEGIN = "fieldsync_sqlite_begin"
-_SQLITE_BUSY_TIMEOUT_MS = 30000  # how long an ordinary statement waits for a locked file
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 DEFAULT_TOKEN_WAIT_SECONDS = 600.0
 
@@ -123,7 +122,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {CLIENT_HASHES_TABLE} (h BLOB PRIMARY KEY)"
@@ -215,7 +214,8 @@ def _begin_sqlite_write(
 
 def _try_sqlite_begin(conn: Connection, busy_timeout_ms: int) -> RootTransaction | None:
     """The write transaction, or None when the file stayed locked for `busy_timeout_ms`."""
-    _set_sqlite_busy_timeout(conn, busy_timeout_ms)
+    usual = _sqlite_busy_timeout(conn)
+    _sqlite_busy_timeout(conn, busy_timeout_ms)
     try:
         return conn.begin()
     except OperationalError as exc:
@@ -223,16 +223,20 @@ def _try_sqlite_begin(conn: Connection, busy_timeout_ms: int) -> RootTransaction
             return None
         raise
     finally:
-        _set_sqlite_busy_timeout(conn, _SQLITE_BUSY_TIMEOUT_MS)
+        _sqlite_busy_timeout(conn, usual)
 
 
-def _set_sqlite_busy_timeout(conn: Connection, milliseconds: int) -> None:
-    """Set on the driver connection directly: through SQLAlchemy it would begin a transaction."""
+def _sqlite_busy_timeout(conn: Connection, milliseconds: int | None = None) -> int:
+    """Read (and with `milliseconds`, set) the connection's busy timeout. Done on the driver
+    connection directly: through SQLAlchemy it would begin a transaction."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(f"PRAGMA busy_timeout={milliseconds}")
+        if milliseconds is not None:
+            cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
+        value: int = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
     finally:
         cursor.close()
+    return value
 
 
 @contextmanager
