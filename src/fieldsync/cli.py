@@ -18,10 +18,13 @@ from fieldsync.errors import FieldSyncError
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
     DatabaseUrlError,
+    WriterBusyError,
+    WriteWait,
     describe_url,
     error_summary,
     is_sqlite,
     make_engine,
+    with_write_wait,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
 from fieldsync.tokens import create_token, parse_duration, revoke_token
@@ -29,6 +32,7 @@ from fieldsync.tokens import create_token, parse_duration, revoke_token
 F = TypeVar("F", bound=Callable[..., Any])
 # Option defaults are the settings' own, so the two never disagree.
 DEFAULTS = Settings()
+DEFAULT_WRITE_WAIT_SECONDS = 600.0
 
 
 def database_option(function: F) -> F:
@@ -40,6 +44,27 @@ def database_option(function: F) -> F:
         help="sqlite:///PATH or postgresql://USER@HOST/DB [env: FIELDSYNC_DATABASE_URL]",
     )
     return option(function)
+
+
+def write_wait_option(function: F) -> F:
+    option = click.option(
+        "--write-wait",
+        envvar="FIELDSYNC_WRITE_WAIT",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_WRITE_WAIT_SECONDS,
+        show_default=True,
+        help="Seconds to wait for another writer to finish [env: FIELDSYNC_WRITE_WAIT]",
+    )
+    return option(function)
+
+
+def waiting_writer(engine: Engine, seconds: float) -> Engine:
+    """The engine whose writes wait up to `seconds` for another writer, saying so once."""
+
+    def announce(bound: float) -> None:
+        click.echo(f"waiting for another writer to finish (up to {bound:g} s)…", err=True)
+
+    return with_write_wait(engine, WriteWait(seconds=seconds, on_wait=announce))
 
 
 def open_database(database_url: str, *, migrate: bool = True) -> Engine:
@@ -162,11 +187,14 @@ def serve(
 @main.command()
 @click.argument("changeset", type=click.File("rb"))
 @database_option
-def load(changeset: Any, database_url: str) -> None:
+@write_wait_option
+def load(changeset: Any, database_url: str, write_wait: float) -> None:
     """Apply a changeset (JSON file, or - for standard input), all or nothing."""
-    engine = open_database(database_url)
+    engine = waiting_writer(open_database(database_url), write_wait)
     try:
         summary = apply_changeset(engine, parse_changeset(changeset.read()))
+    except WriterBusyError as exc:
+        raise click.ClickException(str(exc)) from None
     except ChangesetError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)

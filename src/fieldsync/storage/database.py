@@ -6,20 +6,27 @@ Two kinds of transaction exist, and every piece of code uses one of them:
   (SQLite: one deferred read transaction in WAL mode; PostgreSQL: REPEATABLE READ, read only).
 * `write_transaction`: all or nothing, one writer at a time (SQLite: BEGIN IMMEDIATE;
   PostgreSQL: a transaction-scoped advisory lock taken first), so derived values such as a
-  mosaic's image count never race.
+  mosaic's image count never race. A writer that finds another one at work waits its turn for
+  a bounded time (`WriteWait`, attached to an engine with `with_write_wait`), says so once
+  through `on_wait`, and fails with `WriterBusyError` when the bound runs out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+from fieldsync.errors import FieldSyncError
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 # A per-connection temporary table, made when a connection opens: a sync call puts the client's
@@ -27,10 +34,38 @@ DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 CLIENT_HASHES_TABLE = "fs_client_hashes"
 WRITER_LOCK_KEY = 0x46534E43  # "FSNC": the one advisory lock that serializes writers
 _SQLITE_BEGIN = "fieldsync_sqlite_begin"
+_WRITE_WAIT = "fieldsync_write_wait"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A writer that gets the lock within this time is not announced as waiting.
+_QUIET_WAIT_SECONDS = 1.0
 
 
 class DatabaseUrlError(ValueError):
     """The database URL names no backend FieldSync supports."""
+
+
+class DatabaseDriverError(DatabaseUrlError):
+    """The database's driver is not installed."""
+
+
+class WriterBusyError(FieldSyncError):
+    """Another writer held the database for longer than this writer would wait."""
+
+    code = "WRITER_BUSY"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteWait:
+    """How long a writer waits for another writer to finish, and what it calls once it waits."""
+
+    seconds: float = SQLITE_BUSY_TIMEOUT_MS / 1000
+    on_wait: Callable[[float], None] | None = None
+    """Called once, with `seconds`, when the lock was not free at once."""
+
+
+def with_write_wait(engine: Engine, wait: WriteWait) -> Engine:
+    """The same engine (same pool), its write transactions waiting as `wait` says."""
+    return engine.execution_options(**{_WRITE_WAIT: wait})
 
 
 def describe_url(url: URL) -> str:
@@ -74,6 +109,7 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     url = normalize_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
+    _require_postgresql_driver()
     engine = create_engine(
         url,
         pool_size=pool_size,
@@ -93,6 +129,16 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     return engine
 
 
+def _require_postgresql_driver() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise DatabaseDriverError(
+            "PostgreSQL needs the psycopg driver, which is not installed: "
+            "pip install 'fieldsync[postgresql]'"
+        ) from None
+
+
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -110,7 +156,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {CLIENT_HASHES_TABLE} (h BLOB PRIMARY KEY)"
@@ -119,6 +165,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            return  # write_transaction has begun it already, holding the write lock
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -141,13 +189,73 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that commits on success and rolls back on any error."""
+    """A connection in a transaction that commits on success and rolls back on any error.
+
+    Only one writer works at a time; this one waits for the others as the engine's
+    `WriteWait` says and raises `WriterBusyError` after that. Without one, a SQLite writer
+    waits 30 s silently and a PostgreSQL writer waits as long as it takes.
+    """
     with engine.connect() as conn:
+        wait: WriteWait | None = conn.get_execution_options().get(_WRITE_WAIT)
         if is_sqlite(conn):
-            conn = conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+            _begin_sqlite_write(conn.connection.dbapi_connection, wait or WriteWait())
             with conn.begin():
                 yield conn
         else:
             with conn.begin():
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
+                _take_postgresql_writer_lock(conn, wait)
                 yield conn
+
+
+def _busy_error(wait: WriteWait) -> WriterBusyError:
+    return WriterBusyError(
+        f"another writer held the database for more than {wait.seconds:g} s; nothing was "
+        "written: try again when it has finished (FIELDSYNC_WRITE_WAIT sets how long to wait)"
+    )
+
+
+def _begin_sqlite_write(dbapi_connection: Any, wait: WriteWait) -> None:
+    """BEGIN IMMEDIATE on the raw connection: quietly at first, then announced, then give up."""
+    quiet = min(wait.seconds, _QUIET_WAIT_SECONDS)
+    try:
+        if _try_begin_immediate(dbapi_connection, quiet):
+            return
+        if wait.on_wait is not None:
+            wait.on_wait(wait.seconds)
+        if _try_begin_immediate(dbapi_connection, wait.seconds - quiet):
+            return
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    raise _busy_error(wait)
+
+
+def _try_begin_immediate(dbapi_connection: Any, seconds: float) -> bool:
+    """Whether the write lock was taken within `seconds` (False when another writer holds it)."""
+    dbapi_connection.execute(f"PRAGMA busy_timeout={max(0, round(seconds * 1000))}")
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            return False
+        raise
+    return True
+
+
+def _take_postgresql_writer_lock(conn: Connection, wait: WriteWait | None) -> None:
+    """The writers' advisory lock: at once if free, else announced and bounded by lock_timeout."""
+    key = {"key": WRITER_LOCK_KEY}
+    if wait is None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+        return
+    if conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar_one():
+        return
+    if wait.on_wait is not None:
+        wait.on_wait(wait.seconds)
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(wait.seconds * 1000))}")
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise _busy_error(wait) from None
+        raise
+    conn.exec_driver_sql("SET LOCAL lock_timeout = DEFAULT")
