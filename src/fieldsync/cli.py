@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,8 +20,10 @@ from fieldsync.errors import FieldSyncError
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
     DatabaseUrlError,
+    MissingDatabaseError,
     WriterBusyError,
     WriteWait,
+    check_sqlite_file,
     describe_url,
     error_summary,
     is_sqlite,
@@ -67,8 +71,22 @@ def waiting_writer(engine: Engine, seconds: float) -> Engine:
     return with_write_wait(engine, WriteWait(seconds=seconds, on_wait=announce))
 
 
-def open_database(database_url: str, *, migrate: bool = True) -> Engine:
-    """An engine on a reachable database, its schema brought up to date first (by default)."""
+def ensure_database_file(database_url: str, *, create: bool) -> bool:
+    """Whether a new SQLite file will be made; refuses a missing one unless `create`."""
+    try:
+        return check_sqlite_file(database_url, create=create)
+    except DatabaseUrlError as exc:
+        raise click.UsageError(str(exc)) from None
+    except MissingDatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def open_database(database_url: str, *, migrate: bool = True, create: bool = False) -> Engine:
+    """An engine on a reachable database, its schema brought up to date first (by default).
+
+    A SQLite file that does not exist is an error, unless `create` (serve, db upgrade).
+    """
+    created = ensure_database_file(database_url, create=create)
     try:
         engine = make_engine(database_url)
     except DatabaseUrlError as exc:
@@ -83,7 +101,22 @@ def open_database(database_url: str, *, migrate: bool = True) -> Engine:
         raise click.ClickException(
             f"cannot open database {describe_url(engine.url)}: {error_summary(exc)}"
         ) from None
+    if created:
+        click.echo(f"created new database {engine.url.database}", err=True)
     return engine
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail before anything is written (a demo, a token) when the port cannot be listened on."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {port} on {host} is in use: choose another with --port"
+        else:
+            message = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+        raise click.ClickException(message) from None
 
 
 @click.group()
@@ -162,7 +195,8 @@ def serve(
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    engine = open_database(database_url)
+    ensure_port_free(host, port)
+    engine = open_database(database_url, create=True)
     if workers > 1 and is_sqlite(engine):
         raise click.UsageError("--workers above 1 needs PostgreSQL; SQLite serves from one process")
     if demo:
@@ -243,8 +277,8 @@ def db() -> None:
 @db.command("upgrade")
 @database_option
 def db_upgrade(database_url: str) -> None:
-    """Migrate the schema to the newest version (safe to run again)."""
-    engine = open_database(database_url, migrate=False)
+    """Migrate the schema to the newest version (safe to run again); creates a new SQLite file."""
+    engine = open_database(database_url, migrate=False, create=True)
     before = schema_status(engine)
     after = upgrade(engine)
     click.echo(f"schema {before.current or 'empty'} -> {after.current}")

@@ -68,6 +68,44 @@ def with_write_wait(engine: Engine, wait: WriteWait) -> Engine:
     return engine.execution_options(**{_WRITE_WAIT: wait})
 
 
+class MissingDatabaseError(FieldSyncError):
+    """A SQLite URL names a file (or a directory) that does not exist."""
+
+    code = "NO_DATABASE"
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL and in-memory databases."""
+    url = normalize_url(database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def check_sqlite_file(database_url: str, *, create: bool) -> bool:
+    """Whether the SQLite file must be created; refuses a missing file unless `create`.
+
+    A missing parent directory is always an error: a mistyped path never makes a new tree.
+    """
+    path = sqlite_file(database_url)
+    if path is None or path.exists():
+        return False
+    if not path.parent.is_dir():
+        raise MissingDatabaseError(
+            f"no directory {str(path.parent)!r} for the SQLite database {str(path)!r}: "
+            "create the directory first, or fix the path"
+        )
+    if not create:
+        raise MissingDatabaseError(
+            f"no database at {str(path)!r}: check the path, or create it with "
+            "'fieldsync db upgrade' (or 'fieldsync serve')"
+        )
+    return True
+
+
 def describe_url(url: URL) -> str:
     """A URL fit for messages and logs: the password hidden."""
     return url.render_as_string(hide_password=True)
@@ -141,8 +179,6 @@ def _require_postgresql_driver() -> None:
 
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         poolclass=NullPool if database in (None, "", ":memory:") else None,

@@ -1,0 +1,171 @@
+"""A newcomer's first steps, run as real processes: which commands create a SQLite file (only
+`serve` and `db upgrade`, saying so), a busy port refused before anything is written, and a
+clear message when the PostgreSQL driver is missing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_db_commands import FIELDSYNC, cli, no_traceback
+
+USER = "n000001_US_Newcomer_CV_test_abc123_240101_000000"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other program listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# -- a missing SQLite file ----------------------------------------------------------------------
+
+REFUSING = {
+    "load": ("load", "-"),
+    "token-create": ("token", "create", USER),
+    "token-revoke": ("token", "revoke", "fst_whatever"),
+    "db-status": ("db", "status"),
+}
+
+
+@pytest.mark.parametrize("command", list(REFUSING.values()), ids=list(REFUSING))
+def test_commands_refuse_a_sqlite_file_that_does_not_exist(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "fieldsync.db"
+    result = cli(*command, "--database-url", sqlite_url(missing), stdin="{}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        f"Error: no database at '{missing}': check the path, or create it with "
+        "'fieldsync db upgrade' (or 'fieldsync serve')"
+    )
+    assert not missing.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_db_upgrade_creates_a_new_file_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    first = cli("db", "upgrade", "--database-url", sqlite_url(path))
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip() == f"created new database {path}"
+    assert path.is_file()
+    again = cli("db", "upgrade", "--database-url", sqlite_url(path))
+    assert again.returncode == 0, again.stderr
+    assert "created" not in again.stderr
+    status = cli("db", "status", "--database-url", sqlite_url(path))
+    assert status.returncode == 0 and "up to date" in status.stdout
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("db", "status"), ("load", "-")])
+def test_a_missing_directory_is_an_error_and_is_not_created(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    path = tmp_path / "no-such-dir" / "fieldsync.db"
+    result = cli(*command, "--database-url", sqlite_url(path), stdin="{}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: no directory '{path.parent}' for the SQLite database '{path}': create the "
+        "directory first, or fix the path"
+    )
+    assert not path.parent.exists()
+    no_traceback(result)
+
+
+def start_serve(*args: str) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
+    return subprocess.Popen(
+        [*FIELDSYNC, "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def serve_stderr_until_started(process: subprocess.Popen[str]) -> list[str]:
+    """stderr lines up to uvicorn's 'Uvicorn running' line; the process is stopped after."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if "Uvicorn running" in line:
+                break
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    return lines
+
+
+def test_serve_creates_a_new_file_once_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "fieldsync.db"
+    port = str(free_port())
+    first = serve_stderr_until_started(
+        start_serve("--port", port, "--database-url", sqlite_url(path))
+    )
+    assert f"created new database {path}" in first
+    assert any("Uvicorn running" in line for line in first), first
+    second = serve_stderr_until_started(
+        start_serve("--port", port, "--database-url", sqlite_url(path))
+    )
+    assert any("Uvicorn running" in line for line in second), second
+    assert not any("created new database" in line for line in second)
+
+
+# -- a busy port --------------------------------------------------------------------------------
+
+
+def test_serve_demo_on_a_busy_port_writes_nothing(tmp_path: Path, busy_port: int) -> None:
+    path = tmp_path / "fieldsync.db"
+    process = start_serve("--demo", "--port", str(busy_port), "--database-url", sqlite_url(path))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "fst_" not in out + err
+    assert out == ""
+    assert (
+        err.strip() == f"Error: port {busy_port} on 127.0.0.1 is in use: choose another with --port"
+    )
+    assert not path.exists()  # no database, no demo, no token
+
+
+# -- the PostgreSQL driver ----------------------------------------------------------------------
+
+
+def test_missing_postgresql_driver_names_the_extra() -> None:
+    blocked = (
+        "import sys; sys.modules['psycopg'] = None; "  # as if psycopg were not installed
+        "from fieldsync.cli import main; sys.argv[0] = 'fieldsync'; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked, "db", "status", "--database-url", "postgresql://u@h/db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "pip install 'fieldsync[postgresql]'" in result.stderr
+    assert "ModuleNotFoundError" not in result.stderr
+    no_traceback(result)
