@@ -5,15 +5,18 @@ clear message when the PostgreSQL driver is missing."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from tests.conftest import LiveServer
 from tests.test_db_commands import FIELDSYNC, cli, no_traceback
 
 USER = "n000001_US_Newcomer_CV_test_abc123_240101_000000"
@@ -169,3 +172,52 @@ def test_missing_postgresql_driver_names_the_extra() -> None:
     assert "pip install 'fieldsync[postgresql]'" in result.stderr
     assert "ModuleNotFoundError" not in result.stderr
     no_traceback(result)
+
+
+# -- GraphiQL without internet ------------------------------------------------------------------
+
+ASSET_TYPES = {
+    ".js": ("text/javascript", "application/javascript"),
+    ".css": ("text/css",),
+}
+
+
+def page_references(html: str) -> list[str]:
+    """Every src= and href= of a page, in order."""
+    return re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+
+
+def test_graphiql_page_and_its_assets_come_from_the_server(live_server: LiveServer) -> None:
+    page = live_server.http.get(live_server.url, headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    references = page_references(page.text)
+    assert len(references) == 4, references  # GraphiQL's stylesheet and three scripts
+    assert "://" not in page.text, "the page names an external host"
+    for reference in references:
+        assert urlsplit(reference).netloc == "", reference
+        asset = live_server.http.get(urljoin(live_server.url, reference))
+        assert asset.status_code == 200, reference
+        content_type = asset.headers["content-type"].split(";")[0]
+        assert content_type in ASSET_TYPES[Path(reference).suffix], (reference, content_type)
+        assert len(asset.content) > 1000
+    graphiql = live_server.http.get(urljoin(live_server.url, "graphql/static/graphiql.min.js"))
+    assert b"window.GraphiQL" in graphiql.content
+
+
+def test_graphiql_assets_and_their_licenses_are_package_data() -> None:
+    import fieldsync.api
+
+    static = Path(fieldsync.api.__file__).with_name("static")
+    names = {path.name for path in static.iterdir()}
+    assert {
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "LICENSE.graphiql",
+        "LICENSE.react",
+        "LICENSE.react-dom",
+    } <= names
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8")
+    assert '"api/static/*"' in pyproject
