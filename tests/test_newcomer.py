@@ -221,3 +221,73 @@ def test_graphiql_assets_and_their_licenses_are_package_data() -> None:
     } <= names
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8")
     assert '"api/static/*"' in pyproject
+
+
+# -- the examples in the docs -------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
+# A shell redirection into a relative path (`> farm.json`), not `2>&1`, `->` or `>=`.
+WRITES_A_FILE = re.compile(r"(?<![0-9&=<>-])>\s*([A-Za-z_][\w.-]*)")
+SCRATCH_DIRECTORY = 'cd "$(mktemp -d)"'
+
+
+def shell_examples(path: Path) -> list[tuple[str, str | None]]:
+    """Each ```sh block of a document, with the ```text block right after it (its output)."""
+    text = path.read_text(encoding="utf-8")
+    blocks = list(FENCE.finditer(text))
+    examples: list[tuple[str, str | None]] = []
+    for block, following in zip(blocks, [*blocks[1:], None], strict=True):
+        if block.group(1) != "sh":
+            continue
+        adjacent = following is not None and not text[block.end() : following.start()].strip()
+        output = (
+            following.group(2) if following and adjacent and following.group(1) == "text" else None
+        )
+        examples.append((block.group(2), output))
+    return examples
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[path.name for path in DOCUMENTS])
+def test_doc_examples_write_files_only_into_a_scratch_directory(path: Path) -> None:
+    moved = False
+    for example, _ in shell_examples(path):
+        moved = moved or SCRATCH_DIRECTORY in example
+        written = WRITES_A_FILE.findall(example)
+        assert moved or not written, (
+            f"{path.name}: an example writes {written} before any `{SCRATCH_DIRECTORY}`"
+        )
+
+
+def test_changeset_examples_run_from_a_scratch_directory(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "fieldsync.db")
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
+    env["PATH"] = f"{Path(FIELDSYNC[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["FIELDSYNC_DATABASE_URL"] = url
+    examples = shell_examples(ROOT / "docs" / "changeset.md")
+    setup = [example for example, _ in examples if SCRATCH_DIRECTORY in example]
+    assert len(setup) == 1  # replaced here by `scratch` and the test database
+    checked = 0
+    for example, output in examples:
+        if example in setup:
+            continue
+        result = subprocess.run(
+            ["bash", "-c", example],
+            cwd=scratch,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
+        if output is not None:
+            assert result.stdout == output, example
+            checked += 1
+    assert checked == 5
+    assert {"farm.json", "broken.json", "delete-survey.json"} <= {p.name for p in scratch.iterdir()}
+    for name in ("farm.json", "broken.json", "delete-survey.json"):
+        assert not (ROOT / name).exists()
