@@ -82,7 +82,7 @@ def test_load_gives_up_after_the_bound_with_one_line(
     assert WAITING in lines[0] and "up to 3 s" in lines[0]
     assert lines[1] == (
         "Error: another writer held the database for more than 3 s; nothing was written: try "
-        "again when it has finished (FIELDSYNC_WRITE_WAIT sets how long to wait)"
+        "again when it has finished (--write-wait sets how long to wait)"
     )
     assert 3 <= elapsed < 30
     assert organization_count(engine, NEW_ORG) == 0

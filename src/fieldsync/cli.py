@@ -228,7 +228,7 @@ def load(changeset: Any, database_url: str, write_wait: float) -> None:
     try:
         summary = apply_changeset(engine, parse_changeset(changeset.read()))
     except WriterBusyError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (--write-wait sets how long to wait)") from None
     except ChangesetError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)

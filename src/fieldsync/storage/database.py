@@ -246,7 +246,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 def _busy_error(wait: WriteWait) -> WriterBusyError:
     return WriterBusyError(
         f"another writer held the database for more than {wait.seconds:g} s; nothing was "
-        "written: try again when it has finished (FIELDSYNC_WRITE_WAIT sets how long to wait)"
+        "written: try again when it has finished"
     )
 
 
