@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -291,3 +292,9 @@ def test_changeset_examples_run_from_a_scratch_directory(tmp_path: Path) -> None
     assert {"farm.json", "broken.json", "delete-survey.json"} <= {p.name for p in scratch.iterdir()}
     for name in ("farm.json", "broken.json", "delete-survey.json"):
         assert not (ROOT / name).exists()
+
+
+def test_psycopg_is_a_default_dependency_and_the_extra_still_exists() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert any(dependency.startswith("psycopg[binary]") for dependency in project["dependencies"])
+    assert project["optional-dependencies"]["postgresql"] == []
