@@ -111,6 +111,8 @@ def ensure_port_free(host: str, port: int) -> None:
     try:
         with socket.create_server((host, port)):
             pass
+    except OverflowError:
+        raise click.ClickException(f"port {port} is not a port: use 0 to 65535") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             message = f"port {port} on {host} is in use: choose another with --port"
