@@ -1,4 +1,4 @@
-"""A world whose ids match the five seed examples (`shared/seeds/*.txt`).
+"""A world whose ids match the five seed examples (`tests/fixtures/seeds/*.txt`).
 
 One reader user belongs to the Sentera root organization and so reads every organization
 below it: the SHORT1 survey of the sync_cogs / sync_mosaics / sync_images examples, the

@@ -31,7 +31,7 @@ EXPECTED_COUNTS = {
     "users": 4,
     "fields": 7,
     "surveys": 12,
-    "images": 1734,
+    "images": 3922,
     "mosaics": 35,
     "cogs": 35,
     "feature_sets": 16,
@@ -151,8 +151,8 @@ def test_world_is_deterministic_and_well_formed() -> None:
     assert sorted(depth.values()) == [1, 1, 2]  # two children, one grandchild
 
     images_per_survey = Counter(i["survey_sentera_id"] for i in upsert["images"])
-    assert images_per_survey.most_common(1)[0] == (world.survey_sentera_id, 312)
-    assert world.survey_image_count == 312
+    assert images_per_survey.most_common(1)[0] == (world.survey_sentera_id, 2500)
+    assert world.survey_image_count == 2500  # more than two pages of sync_images (1,000)
     image_survey = {i["sentera_id"]: i["survey_sentera_id"] for i in upsert["images"]}
     for mosaic in upsert["mosaics"]:
         assert mosaic["image_sentera_ids"]
@@ -183,7 +183,7 @@ def test_install_fills_an_empty_database(engine: Engine) -> None:
     assert elapsed < 10, f"demo install took {elapsed:.1f} s"
     assert dict(info.counts) == EXPECTED_COUNTS
     assert live_counts(engine) == EXPECTED_COUNTS
-    assert len(survey_images(engine, info.survey_sentera_id)) == info.survey_image_count == 312
+    assert len(survey_images(engine, info.survey_sentera_id)) == info.survey_image_count == 2500
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.memberships)).scalar_one() == 4
         links = conn.execute(select(func.count()).select_from(t.mosaic_images)).scalar_one()
@@ -252,10 +252,13 @@ def test_banner_curl_example_works(engine: Engine, live_server: LiveServer) -> N
     assert response.status_code == 200, response.text
     page = response.json()["data"]["sync_images"]
     expected = survey_images(engine, info.survey_sentera_id)
-    assert page["remaining_count"] == 0
+    assert page["remaining_count"] == 1500  # the first of three pages
     assert page["deleted"] == []
     assert page["failed"] is None
-    assert {i["sentera_id"]: i["content_hash"] for i in page["upserted"]} == expected
+    assert len(page["upserted"]) == 1000
+    assert {
+        i["sentera_id"]: i["content_hash"] for i in page["upserted"]
+    }.items() <= expected.items()
     first = page["upserted"][0]
     assert first["filename"].endswith("-FW00001.jpg")
     assert first["captured_at"].endswith("Z")
@@ -274,7 +277,7 @@ def test_client_loop_converges_to_the_survey_images(
     survey = info.survey_sentera_id
     held, calls = client_loop(live_server, info.token, survey, {})
     assert held == survey_images(engine, survey)
-    assert calls == 1  # 312 images fit one page of 1,000
+    assert calls == 3  # 2,500 images: pages of 1,000, 1,000 and 500
 
     # Nothing changed: one more call returns nothing.
     page = sync_images(live_server, info.token, survey, sorted(held.values()))
@@ -316,7 +319,7 @@ def test_client_loop_converges_to_the_survey_images(
     assert [u["sentera_id"] for u in page["upserted"]] == [mine[3]]
     held, _ = client_loop(live_server, info.token, survey, held)
     assert held == survey_images(engine, survey)
-    assert len(held) == 309
+    assert len(held) == 2497
 
 
 @pytest.mark.parametrize("bad", ["not-a-hash"])
@@ -333,4 +336,4 @@ def test_malformed_hash_in_the_example_query_is_reported(
             "details": {"content_hash": bad},
         }
     ]
-    assert len(page["upserted"]) == 312
+    assert len(page["upserted"]) == 1000

@@ -1,7 +1,7 @@
 """The five source documents' example queries, sent verbatim through the live HTTP server.
 
-Each example query is read from its seed file at test time (`shared/seeds/*.txt`, beside the
-repository, or the directory in FIELDSYNC_SEEDS_DIR) together with its documented response. Over
+Each example query is read from its seed file at test time (`tests/fixtures/seeds/*.txt`, copies
+of the source documents kept in the repository) together with its documented response. Over
 the seed world (`seed_world.py`, whose ids match the examples) every query must answer 200
 without errors, in exactly the documented shape, with the documented page sizes, and a client
 looping on it (sync-semantics.md §3) must end up holding exactly the live scope.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +29,8 @@ TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MARKER = "Try this example in GraphiQL"
 
 
-def seeds_dir() -> Path:
-    """`shared/seeds` beside the repository; FIELDSYNC_SEEDS_DIR when that is not there."""
-    default = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-    if default.is_dir():
-        return default
-    configured = os.environ.get("FIELDSYNC_SEEDS_DIR")
-    if configured:
-        return Path(configured)
-    return default
+SEEDS_DIR = Path(__file__).resolve().parent / "fixtures" / "seeds"
+"""The five source documents, copied into the repository so a fresh clone tests itself."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +44,9 @@ class SeedExample:
 
 
 def read_example(filename: str) -> SeedExample:
-    path = seeds_dir() / filename
+    path = SEEDS_DIR / filename
     if not path.is_file():
-        pytest.fail(
-            f"seed document {path} not found: check out shared/seeds beside the repository "
-            "or set FIELDSYNC_SEEDS_DIR"
-        )
+        pytest.fail(f"seed document {path} not found: it belongs in tests/fixtures/seeds")
     text = path.read_text(encoding="utf-8")
     name = text.splitlines()[0].strip()
     start = text.index(MARKER) + len(MARKER)
@@ -306,7 +295,7 @@ def test_seed_query_is_extracted_verbatim(name: str) -> None:
     assert example.query.startswith("query ")
     assert f"{name}(" in example.query
     assert set(example.response["data"]) == {name}
-    text = (seeds_dir() / setup.filename).read_text(encoding="utf-8")
+    text = (SEEDS_DIR / setup.filename).read_text(encoding="utf-8")
     assert example.query in text
 
 

@@ -25,7 +25,7 @@ from fieldsync.tokens import TokenUseRecorder, create_token, revoke_token, token
 from tests.worlds import build_world
 
 ME = "{ me { sentera_id } }"
-WAITING = "waiting for another writer (e.g. a load) to finish"
+WAITING = "waiting for another writer to finish"
 
 
 def _fieldsync_command() -> list[str]:
@@ -293,17 +293,19 @@ def test_sqlite_token_commands_that_cannot_wait_long_enough_say_nothing_changed(
 
     with write_transaction(engine) as load:
         load.execute(update(t.users).values(first_name="Busy"))
-        revoked = cli("token", "revoke", token, "--wait", "2s", "--database-url", database_url)
+        revoked = cli("token", "revoke", token, "--write-wait", "2", "--database-url", database_url)
         by_id = cli(
-            "token", "revoke", str(token_id_of(engine, token)), "--wait", "1s",
+            "token", "revoke", str(token_id_of(engine, token)), "--write-wait", "1",
             "--database-url", database_url,
         )  # fmt: skip
-        created = cli("token", "create", world.user, "--wait", "1s", "--database-url", database_url)
+        created = cli(
+            "token", "create", world.user, "--write-wait", "1", "--database-url", database_url
+        )
 
     for result in (revoked, by_id, created):
         assert result.returncode == 1
         assert WAITING in result.stderr and "database is locked" not in result.stderr
-        assert "another writer (e.g. a load) kept the database busy for" in result.stderr
+        assert "another writer (e.g. a load) held the database for more than" in result.stderr
     assert "nothing was revoked: the token is STILL VALID" in revoked.stderr
     assert "STILL VALID" in by_id.stderr
     assert "no token was created" in created.stderr and created.stdout == ""

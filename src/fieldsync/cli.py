@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -20,15 +22,19 @@ from fieldsync.errors import FieldSyncError
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
     DatabaseUrlError,
+    MissingDatabaseError,
+    WriterBusyError,
+    WriteWait,
+    check_sqlite_file,
     describe_url,
     error_summary,
     is_sqlite,
     make_engine,
+    with_write_wait,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
 from fieldsync.tokens import (
     TokenInfo,
-    TokenWait,
     create_token,
     list_tokens,
     parse_duration,
@@ -38,6 +44,7 @@ from fieldsync.tokens import (
 F = TypeVar("F", bound=Callable[..., Any])
 # Option defaults are the settings' own, so the two never disagree.
 DEFAULTS = Settings()
+DEFAULT_WRITE_WAIT_SECONDS = 600.0
 
 
 def database_option(function: F) -> F:
@@ -51,8 +58,43 @@ def database_option(function: F) -> F:
     return option(function)
 
 
-def open_database(database_url: str, *, migrate: bool = True) -> Engine:
-    """An engine on a reachable database, its schema brought up to date first (by default)."""
+def write_wait_option(function: F) -> F:
+    option = click.option(
+        "--write-wait",
+        envvar="FIELDSYNC_WRITE_WAIT",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_WRITE_WAIT_SECONDS,
+        show_default=True,
+        help="Seconds to wait for another writer to finish [env: FIELDSYNC_WRITE_WAIT]",
+    )
+    return option(function)
+
+
+def waiting_writer(engine: Engine, seconds: float) -> Engine:
+    """The engine whose writes wait up to `seconds` for another writer, saying so once."""
+
+    def announce(bound: float) -> None:
+        click.echo(f"waiting for another writer to finish (up to {bound:g} s)…", err=True)
+
+    return with_write_wait(engine, WriteWait(seconds=seconds, on_wait=announce))
+
+
+def ensure_database_file(database_url: str, *, create: bool) -> bool:
+    """Whether a new SQLite file will be made; refuses a missing one unless `create`."""
+    try:
+        return check_sqlite_file(database_url, create=create)
+    except DatabaseUrlError as exc:
+        raise click.UsageError(str(exc)) from None
+    except MissingDatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def open_database(database_url: str, *, migrate: bool = True, create: bool = False) -> Engine:
+    """An engine on a reachable database, its schema brought up to date first (by default).
+
+    A SQLite file that does not exist is an error, unless `create` (serve, db upgrade).
+    """
+    created = ensure_database_file(database_url, create=create)
     try:
         engine = make_engine(database_url)
     except DatabaseUrlError as exc:
@@ -67,7 +109,24 @@ def open_database(database_url: str, *, migrate: bool = True) -> Engine:
         raise click.ClickException(
             f"cannot open database {describe_url(engine.url)}: {error_summary(exc)}"
         ) from None
+    if created:
+        click.echo(f"created new database {engine.url.database}", err=True)
     return engine
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail before anything is written (a demo, a token) when the port cannot be listened on."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OverflowError:
+        raise click.ClickException(f"port {port} is not a port: use 0 to 65535") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {port} on {host} is in use: choose another with --port"
+        else:
+            message = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+        raise click.ClickException(message) from None
 
 
 @click.group()
@@ -157,7 +216,8 @@ def serve(
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    engine = open_database(database_url)
+    ensure_port_free(host, port)
+    engine = open_database(database_url, create=True)
     if workers > 1 and is_sqlite(engine):
         raise click.UsageError("--workers above 1 needs PostgreSQL; SQLite serves from one process")
     if demo:
@@ -182,11 +242,14 @@ def serve(
 @main.command()
 @click.argument("changeset", type=click.File("rb"))
 @database_option
-def load(changeset: Any, database_url: str) -> None:
+@write_wait_option
+def load(changeset: Any, database_url: str, write_wait: float) -> None:
     """Apply a changeset (JSON file, or - for standard input), all or nothing."""
-    engine = open_database(database_url)
+    engine = waiting_writer(open_database(database_url), write_wait)
     try:
         summary = apply_changeset(engine, parse_changeset(changeset.read()))
+    except WriterBusyError as exc:
+        raise click.ClickException(f"{exc} (--write-wait sets how long to wait)") from None
     except ChangesetError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
@@ -200,53 +263,32 @@ def token() -> None:
     """Create, list and revoke API tokens."""
 
 
-def wait_option(function: F) -> F:
-    option = click.option(
-        "--wait",
-        "wait_for",
-        metavar="DURATION",
-        default="10m",
-        show_default=True,
-        help="SQLite: how long to wait for another writer (e.g. a load) to finish, e.g. 30s",
-    )
-    return option(function)
-
-
-def token_wait(wait_for: str) -> TokenWait:
-    """How long a token command waits for the writer slot, saying so when it has to wait."""
-
-    def say_waiting() -> None:
-        click.echo("waiting for another writer (e.g. a load) to finish…", err=True)
-
-    return TokenWait(seconds=parse_duration(wait_for).total_seconds(), on_wait=say_waiting)
-
-
 @token.command("create")
 @click.argument("user_sentera_id")
 @click.option("--expires-in", help="Lifetime such as 30d, 8h or 90m; no expiry when left out")
-@wait_option
+@write_wait_option
 @database_option
 def token_create(
-    user_sentera_id: str, expires_in: str | None, wait_for: str, database_url: str
+    user_sentera_id: str, expires_in: str | None, write_wait: float, database_url: str
 ) -> None:
     """Print a new bearer token for a user (only the token, on stdout)."""
-    engine = open_database(database_url)
+    engine = waiting_writer(open_database(database_url), write_wait)
     try:
         lifetime = parse_duration(expires_in) if expires_in else None
-        click.echo(create_token(engine, user_sentera_id, lifetime, token_wait(wait_for)))
+        click.echo(create_token(engine, user_sentera_id, lifetime))
     except FieldSyncError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @token.command("revoke")
 @click.argument("token_or_id", metavar="TOKEN_OR_ID")
-@wait_option
+@write_wait_option
 @database_option
-def token_revoke(token_or_id: str, wait_for: str, database_url: str) -> None:
+def token_revoke(token_or_id: str, write_wait: float, database_url: str) -> None:
     """Revoke a token at once, given the token itself or its id from `token list`."""
-    engine = open_database(database_url)
+    engine = waiting_writer(open_database(database_url), write_wait)
     try:
-        revoke(engine, token_or_id, token_wait(wait_for))
+        revoke(engine, token_or_id)
     except FieldSyncError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -322,8 +364,8 @@ def db() -> None:
 @db.command("upgrade")
 @database_option
 def db_upgrade(database_url: str) -> None:
-    """Migrate the schema to the newest version (safe to run again)."""
-    engine = open_database(database_url, migrate=False)
+    """Migrate the schema to the newest version (safe to run again); creates a new SQLite file."""
+    engine = open_database(database_url, migrate=False, create=True)
     before = schema_status(engine)
     after = upgrade(engine)
     click.echo(f"schema {before.current or 'empty'} -> {after.current}")

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 
 from fieldsync.changeset import apply_changeset
 from fieldsync.ids import TypeCode
-from fieldsync.model.kinds import ALL_KINDS
+from fieldsync.model.kinds import ALL_KINDS, IMAGE
 from fieldsync.storage import tables as t
 from fieldsync.tokens import create_token
 
@@ -41,6 +41,9 @@ __all__ = [
     "sync_images_payload",
 ]
 
+assert IMAGE.sync is not None
+IMAGE_PAGE_SIZE = IMAGE.sync.page_size
+"""Images per sync_images page: the demo's largest survey spans several."""
 DEMO_SEED = 20240601
 DEMO_ORG_KEY = "AcmeAg"
 _SOURCE, _ENV, _BUILD = "FS", "demo", "1a2b3c4"
@@ -168,6 +171,9 @@ class _SurveySpec:
     start: str
     sensor: str  # RGB, MS (multispectral), WEED, THERMAL
     images: int
+    second_pass: int = 0
+    """Images of a second, low pass over the field, drawn from their own random stream (so
+    they change no other id or value of the world)."""
 
 
 # Organization key -> (name, parent key). The first is the root.
@@ -194,7 +200,10 @@ _FIELDS = (
     _FieldSpec("Trial Block B", "trials", 42.013107, -93.735221, 9.4, 306.0),
 )
 _SURVEYS = (
-    _SurveySpec("Elk River Research Farm", "V6 RGB stand count", "2024-06-12T14:02:00", "RGB", 312),
+    # 2,500 images: the survey whose sync_images takes three pages (1,000 + 1,000 + 500).
+    _SurveySpec(
+        "Elk River Research Farm", "V6 RGB stand count", "2024-06-12T14:02:00", "RGB", 312, 2188
+    ),
     _SurveySpec("Kragnes North 160", "Emergence", "2024-06-18T15:10:00", "RGB", 264),
     _SurveySpec("Sabin Home Quarter", "Emergence", "2024-06-20T16:30:00", "RGB", 150),
     _SurveySpec("Nevada East 80", "V4 stand", "2024-06-05T13:45:00", "RGB", 172),
@@ -253,6 +262,7 @@ _TASKS: tuple[tuple[str, str, str, str | None, int | None, str | None], ...] = (
      "Aborted at 40%: low battery warning on the second pack."),
 )  # fmt: skip
 
+_SECOND_PASS_SEED = DEMO_SEED + 1
 _ORGS_CREATED = _at("2024-03-01T15:00:00")
 _USERS_CREATED = _at("2024-03-01T15:30:00")
 _FIELDS_CREATED = _at("2024-03-04T16:00:00")
@@ -288,6 +298,41 @@ def _flight_line(
         points.append((round(latitude, 7), round(longitude, 7), round(altitude, 2), at))
         at += timedelta(seconds=2)
     return points
+
+
+def _second_pass(
+    b: _Builder,
+    spec: _FieldSpec,
+    survey: _SurveySpec,
+    survey_id: str,
+    owner: str,
+    after: datetime,
+    serial: str,
+    uploaded: datetime,
+) -> list[str]:
+    """The images of a survey's second pass, numbered on from the first pass."""
+    side = _Builder(random.Random(_SECOND_PASS_SEED), b.upsert, b.used)
+    points = _flight_line(side.rng, spec, survey, after, survey.second_pass)
+    images: list[str] = []
+    for number, (latitude, longitude, altitude, captured) in enumerate(
+        points, start=survey.images + 1
+    ):
+        images.append(
+            side.add(
+                "images",
+                TypeCode.IMAGE,
+                uploaded + timedelta(seconds=number // 4),
+                owner,
+                survey_sentera_id=survey_id,
+                filename=f"{serial}-FW{number:05d}.jpg",
+                latitude=latitude,
+                longitude=longitude,
+                altitude=round(altitude - 30.0, 2),
+                captured_at=_iso(captured),
+                size=side.rng.randint(6_800_000, 9_400_000),
+            )
+        )
+    return images
 
 
 @cache
@@ -407,8 +452,8 @@ def demo_world() -> DemoWorld:
             notes=f"{_SENSOR_NAMES[survey.sensor]} at {_AGL_FEET[survey.sensor]} ft AGL",
         )
         surveys.append(survey_id)
-        if survey.images > largest[0]:
-            largest = (survey.images, survey_id, f"{spec.name}: {title}")
+        if survey.images + survey.second_pass > largest[0]:
+            largest = (survey.images + survey.second_pass, survey_id, f"{spec.name}: {title}")
         uploaded = end + timedelta(minutes=rng.randint(40, 95))
         if survey.images == 0:
             b.add(
@@ -446,6 +491,11 @@ def demo_world() -> DemoWorld:
                     if survey.sensor in ("RGB", "WEED")
                     else rng.randint(2_400_000, 3_100_000),
                 )
+            )
+        if survey.second_pass:
+            last_capture = points[-1][3] + timedelta(minutes=6)
+            images += _second_pass(
+                b, spec, survey, survey_id, owner, last_capture, serial, uploaded
             )
         b.add(
             "files",
@@ -716,6 +766,7 @@ class DemoInfo:
             head = ["FieldSync demo: the database already holds the demo data; nothing was loaded."]
         curl = self.curl(url)
         assert curl is not None
+        page = IMAGE_PAGE_SIZE
         return "\n".join(
             [
                 *head,
@@ -724,13 +775,15 @@ class DemoInfo:
                 "all of its descendants",
                 f"Token (no expiry): {self.token}",
                 "",
-                f"Sync the {self.survey_image_count} images of survey {self.survey_name!r}:",
+                f"Sync the {self.survey_image_count:,} images of survey {self.survey_name!r}:",
                 "",
                 curl,
                 "",
-                "It answers a page of images with their content_hash, and remaining_count. Call "
-                "again with the hashes",
-                "you hold in content_hashes until remaining_count is 0 (see docs/sync.md).",
+                f"It answers the first page: {min(self.survey_image_count, page):,} images with "
+                "their content_hash, and remaining_count",
+                f"({max(self.survey_image_count - page, 0):,}). Call again with every hash you "
+                "hold in content_hashes until",
+                "remaining_count is 0 (see docs/sync.md and the README's loop).",
                 f"GraphiQL: open {url} in a browser and paste into its Headers tab:",
                 "  " + json.dumps({"Authorization": f"Bearer {self.token}"}),
             ]

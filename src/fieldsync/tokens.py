@@ -12,7 +12,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,11 +24,12 @@ from fieldsync.errors import FieldSyncError, InvalidArgumentError, NotFoundError
 from fieldsync.storage import api_tokens as store
 from fieldsync.storage.api_tokens import TokenRow
 from fieldsync.storage.database import (
-    DEFAULT_TOKEN_WAIT_SECONDS,
     WriterBusyError,
+    WriteWait,
     error_summary,
     read_snapshot,
     token_transaction,
+    with_write_wait,
 )
 
 TOKEN_PREFIX = "fst_"
@@ -66,24 +67,16 @@ class Viewer:
     token_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class TokenWait:
-    """How a token command waits for the database's one writer slot (SQLite only)."""
-
-    seconds: float = DEFAULT_TOKEN_WAIT_SECONDS
-    on_wait: Callable[[], None] | None = None
-
-
 @contextmanager
-def _token_write(wait: TokenWait, failed: str) -> Iterator[None]:
+def _token_write(failed: str) -> Iterator[None]:
     """Turn a busy or failing database into a TokenWriteError saying `failed` (what state the
     token is left in)."""
     try:
         yield
     except WriterBusyError as exc:
         raise TokenWriteError(
-            f"another writer (e.g. a load) kept the database busy for {exc.waited_seconds:g} s; "
-            f"{failed}. Try again when it has finished, or wait longer with --wait"
+            f"another writer (e.g. a load) held the database for more than {exc.seconds:g} s; "
+            f"{failed}. Try again when it has finished, or wait longer with --write-wait"
         ) from None
     except SQLAlchemyError as exc:
         raise TokenWriteError(f"database error: {error_summary(exc)}; {failed}") from None
@@ -93,14 +86,13 @@ def create_token(
     engine: Engine,
     user_sentera_id: str,
     expires_in: timedelta | None = None,
-    wait: TokenWait = TokenWait(),
 ) -> str:
     """A new token for a live user; only its hash is stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     with (
-        _token_write(wait, "no token was created"),
-        token_transaction(engine, wait_seconds=wait.seconds, on_wait=wait.on_wait) as conn,
+        _token_write("no token was created"),
+        token_transaction(engine) as conn,
     ):
         user_id = store.user_id_of(conn, user_sentera_id, live_only=True)
         if user_id is None:
@@ -110,33 +102,33 @@ def create_token(
     return token
 
 
-def revoke_token(engine: Engine, token: str, wait: TokenWait = TokenWait()) -> None:
+def revoke_token(engine: Engine, token: str) -> None:
     """Revoke a token given its secret."""
     with (
-        _token_write(wait, "nothing was revoked: the token is STILL VALID"),
-        token_transaction(engine, wait_seconds=wait.seconds, on_wait=wait.on_wait) as conn,
+        _token_write("nothing was revoked: the token is STILL VALID"),
+        token_transaction(engine) as conn,
     ):
         if not store.revoke_by_hash(conn, token_hash(token), datetime.now(UTC)):
             raise NotFoundError("no such token, or it was revoked already")
 
 
-def revoke_token_id(engine: Engine, token_id: int, wait: TokenWait = TokenWait()) -> None:
+def revoke_token_id(engine: Engine, token_id: int) -> None:
     """Revoke a token given its id (from `list_tokens`), for when the secret is not at hand."""
     with (
-        _token_write(wait, f"nothing was revoked: token {token_id} is STILL VALID"),
-        token_transaction(engine, wait_seconds=wait.seconds, on_wait=wait.on_wait) as conn,
+        _token_write(f"nothing was revoked: token {token_id} is STILL VALID"),
+        token_transaction(engine) as conn,
     ):
         if not store.revoke_by_id(conn, token_id, datetime.now(UTC)):
             raise NotFoundError(f"no token with id {token_id}, or it was revoked already")
 
 
-def revoke(engine: Engine, token_or_id: str, wait: TokenWait = TokenWait()) -> None:
+def revoke(engine: Engine, token_or_id: str) -> None:
     """Revoke by secret (`fst_…`) or by id (digits, as `token list` shows it)."""
     reference = token_or_id.strip()
     if reference.isascii() and reference.isdigit():
-        revoke_token_id(engine, int(reference), wait)
+        revoke_token_id(engine, int(reference))
     elif reference.startswith(TOKEN_PREFIX):
-        revoke_token(engine, reference, wait)
+        revoke_token(engine, reference)
     else:
         raise InvalidArgumentError(
             f"{token_or_id!r} is neither a token ({TOKEN_PREFIX}…) nor a token id: "
@@ -202,7 +194,8 @@ class TokenUseRecorder:
         every: timedelta = LAST_USE_EVERY,
         retry_after_skip: timedelta = timedelta(seconds=5),
     ) -> None:
-        self.engine = engine
+        # Never wait: a busy database skips the note.
+        self.engine = with_write_wait(engine, WriteWait(seconds=0))
         self.every = every
         self.retry_after_skip = retry_after_skip
         self._due_at: dict[int, float] = {}  # token id -> time.monotonic() of the next write
@@ -212,7 +205,7 @@ class TokenUseRecorder:
         if not self._claim(token_id):
             return
         try:
-            with token_transaction(self.engine, wait_seconds=0) as conn:
+            with token_transaction(self.engine) as conn:
                 written = store.note_last_use(conn, token_id, datetime.now(UTC), self.every)
         except (WriterBusyError, SQLAlchemyError):
             written = False

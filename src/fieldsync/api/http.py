@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse, error_body
 from fieldsync.api.schema import build_fieldsync_schema
@@ -28,6 +29,9 @@ from fieldsync.tokens import TokenUseRecorder
 
 log = logging.getLogger("fieldsync.http")
 GRAPHIQL_HTML = Path(__file__).with_name("graphiql.html").read_text(encoding="utf-8")
+# GraphiQL's scripts and styles, shipped in the package (the page works without internet).
+GRAPHIQL_STATIC_DIR = Path(__file__).with_name("static")
+GRAPHIQL_STATIC_PATH = "/graphql/static"
 
 
 class _BadRequest(Exception):
@@ -161,6 +165,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             Route("/graphql", graphql_get, methods=["GET"]),
             Route("/graphql", graphql_post, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Mount(GRAPHIQL_STATIC_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
         ],
         exception_handlers={Exception: server_error},
     )

@@ -6,30 +6,34 @@ Two kinds of transaction exist, and every piece of code uses one of them:
   (SQLite: one deferred read transaction in WAL mode; PostgreSQL: REPEATABLE READ, read only).
 * `write_transaction`: all or nothing, one writer at a time (SQLite: BEGIN IMMEDIATE;
   PostgreSQL: a transaction-scoped advisory lock taken first), so derived values such as a
-  mosaic's image count never race.
+  mosaic's image count never race. A writer that finds another one at work waits its turn for
+  a bounded time (`WriteWait`, attached to an engine with `with_write_wait`), says so once
+  through `on_wait`, and fails with `WriterBusyError` when the bound runs out.
 
 A third kind is only for writes to `api_tokens`, which no derived value depends on (a token
 created, revoked, or its last use noted):
 
 * `token_transaction`: all or nothing, but never behind the writer lock, so revoking a token
-  does not wait for a bulk load. PostgreSQL: a plain transaction without the advisory lock,
-  with a lock timeout as a bound. SQLite has one writer at a time by nature: it tries at once,
-  and when another writer holds the file it calls `on_wait` (to say so) and waits up to
-  `wait_seconds`. When the wait runs out it raises `WriterBusyError` and nothing was written.
+  does not wait for a bulk load on PostgreSQL (a plain transaction, bounded by a lock timeout).
+  SQLite has one writer at a time by nature: there it waits like `write_transaction`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+from fieldsync.errors import FieldSyncError
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 # A per-connection temporary table, made when a connection opens: a sync call puts the client's
@@ -37,12 +41,84 @@ DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 CLIENT_HASHES_TABLE = "fs_client_hashes"
 WRITER_LOCK_KEY = 0x46534E43  # "FSNC": the one advisory lock that serializes writers
 _SQLITE_BEGIN = "fieldsync_sqlite_begin"
+_WRITE_WAIT = "fieldsync_write_wait"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
-DEFAULT_TOKEN_WAIT_SECONDS = 600.0
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A writer that gets the lock within this time is not announced as waiting.
+_QUIET_WAIT_SECONDS = 1.0
 
 
 class DatabaseUrlError(ValueError):
     """The database URL names no backend FieldSync supports."""
+
+
+class DatabaseDriverError(DatabaseUrlError):
+    """The database's driver is not installed."""
+
+
+class WriterBusyError(FieldSyncError):
+    """Another writer held the database for longer than this writer would wait."""
+
+    code = "WRITER_BUSY"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"another writer held the database for more than {seconds:g} s; nothing was "
+            "written: try again when it has finished"
+        )
+        self.seconds = seconds
+
+
+@dataclass(frozen=True, slots=True)
+class WriteWait:
+    """How long a writer waits for another writer to finish, and what it calls once it waits."""
+
+    seconds: float = SQLITE_BUSY_TIMEOUT_MS / 1000
+    on_wait: Callable[[float], None] | None = None
+    """Called once, with `seconds`, when the lock was not free at once."""
+
+
+def with_write_wait(engine: Engine, wait: WriteWait) -> Engine:
+    """The same engine (same pool), its write transactions waiting as `wait` says."""
+    return engine.execution_options(**{_WRITE_WAIT: wait})
+
+
+class MissingDatabaseError(FieldSyncError):
+    """A SQLite URL names a file (or a directory) that does not exist."""
+
+    code = "NO_DATABASE"
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL and in-memory databases."""
+    url = normalize_url(database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def check_sqlite_file(database_url: str, *, create: bool) -> bool:
+    """Whether the SQLite file must be created; refuses a missing file unless `create`.
+
+    A missing parent directory is always an error: a mistyped path never makes a new tree.
+    """
+    path = sqlite_file(database_url)
+    if path is None or path.exists():
+        return False
+    if not path.parent.is_dir():
+        raise MissingDatabaseError(
+            f"no directory {str(path.parent)!r} for the SQLite database {str(path)!r}: "
+            "create the directory first, or fix the path"
+        )
+    if not create:
+        raise MissingDatabaseError(
+            f"no database at {str(path)!r}: check the path, or create it with "
+            "'fieldsync db upgrade' (or 'fieldsync serve')"
+        )
+    return True
 
 
 def describe_url(url: URL) -> str:
@@ -86,6 +162,7 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     url = normalize_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
+    _require_postgresql_driver()
     engine = create_engine(
         url,
         pool_size=pool_size,
@@ -105,10 +182,18 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     return engine
 
 
+def _require_postgresql_driver() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise DatabaseDriverError(
+            "PostgreSQL needs the psycopg driver, which is not installed: "
+            "pip install 'fieldsync[postgresql]'"
+        ) from None
+
+
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         poolclass=NullPool if database in (None, "", ":memory:") else None,
@@ -122,7 +207,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {CLIENT_HASHES_TABLE} (h BLOB PRIMARY KEY)"
@@ -131,6 +216,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            return  # write_transaction has begun it already, holding the write lock
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -153,97 +240,93 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that commits on success and rolls back on any error."""
+    """A connection in a transaction that commits on success and rolls back on any error.
+
+    Only one writer works at a time; this one waits for the others as the engine's
+    `WriteWait` says and raises `WriterBusyError` after that. Without one, a SQLite writer
+    waits 30 s silently and a PostgreSQL writer waits as long as it takes.
+    """
     with engine.connect() as conn:
+        wait: WriteWait | None = conn.get_execution_options().get(_WRITE_WAIT)
         if is_sqlite(conn):
-            conn = conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+            _begin_sqlite_write(conn.connection.dbapi_connection, wait or WriteWait())
             with conn.begin():
                 yield conn
         else:
             with conn.begin():
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
+                _take_postgresql_writer_lock(conn, wait)
                 yield conn
 
 
-class WriterBusyError(Exception):
-    """Another writer kept the database for longer than the caller would wait; nothing was
-    written."""
-
-    def __init__(self, waited_seconds: float) -> None:
-        super().__init__(f"another writer kept the database busy for {waited_seconds:g} s")
-        self.waited_seconds = waited_seconds
-
-
 @contextmanager
-def token_transaction(
-    engine: Engine,
-    *,
-    wait_seconds: float = DEFAULT_TOKEN_WAIT_SECONDS,
-    on_wait: Callable[[], None] | None = None,
-) -> Iterator[Connection]:
+def token_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction for writes to `api_tokens` only; see the module docstring."""
     with engine.connect() as conn:
+        wait: WriteWait = conn.get_execution_options().get(_WRITE_WAIT) or WriteWait()
         if is_sqlite(conn):
-            conn = conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
-            with _begin_sqlite_write(conn, wait_seconds, on_wait):
+            _begin_sqlite_write(conn.connection.dbapi_connection, wait)
+            with conn.begin():
                 yield conn
         else:
-            with conn.begin(), _lock_timeouts_as_busy(wait_seconds):
-                timeout_ms = max(1, round(wait_seconds * 1000))  # 0 would mean no limit
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
-                yield conn
+            with conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {_milliseconds(wait.seconds)}")
+                with _lock_timeout_as_busy(wait):
+                    yield conn
 
 
-def _begin_sqlite_write(
-    conn: Connection, wait_seconds: float, on_wait: Callable[[], None] | None
-) -> RootTransaction:
-    """BEGIN IMMEDIATE at once if the file is free, else after `on_wait`, waiting up to
-    `wait_seconds`; WriterBusyError when it stays taken."""
-    transaction = _try_sqlite_begin(conn, busy_timeout_ms=0)
-    if transaction is not None:
-        return transaction
-    if wait_seconds <= 0:
-        raise WriterBusyError(0)
-    if on_wait is not None:
-        on_wait()
-    transaction = _try_sqlite_begin(conn, busy_timeout_ms=round(wait_seconds * 1000))
-    if transaction is None:
-        raise WriterBusyError(wait_seconds)
-    return transaction
-
-
-def _try_sqlite_begin(conn: Connection, busy_timeout_ms: int) -> RootTransaction | None:
-    """The write transaction, or None when the file stayed locked for `busy_timeout_ms`."""
-    usual = _sqlite_busy_timeout(conn)
-    _sqlite_busy_timeout(conn, busy_timeout_ms)
-    try:
-        return conn.begin()
-    except OperationalError as exc:
-        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-            return None
-        raise
-    finally:
-        _sqlite_busy_timeout(conn, usual)
-
-
-def _sqlite_busy_timeout(conn: Connection, milliseconds: int | None = None) -> int:
-    """Read (and with `milliseconds`, set) the connection's busy timeout. Done on the driver
-    connection directly: through SQLAlchemy it would begin a transaction."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if milliseconds is not None:
-            cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
-        value: int = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
-    finally:
-        cursor.close()
-    return value
+def _milliseconds(seconds: float) -> int:
+    """A PostgreSQL timeout of at least 1 ms (0 would mean no limit)."""
+    return max(1, round(seconds * 1000))
 
 
 @contextmanager
-def _lock_timeouts_as_busy(wait_seconds: float) -> Iterator[None]:
+def _lock_timeout_as_busy(wait: WriteWait) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
-            raise WriterBusyError(wait_seconds) from None
+            raise WriterBusyError(wait.seconds) from None
         raise
+
+
+def _begin_sqlite_write(dbapi_connection: Any, wait: WriteWait) -> None:
+    """BEGIN IMMEDIATE on the raw connection: quietly at first, then announced, then give up."""
+    quiet = min(wait.seconds, _QUIET_WAIT_SECONDS)
+    try:
+        if _try_begin_immediate(dbapi_connection, quiet):
+            return
+        if wait.on_wait is not None:
+            wait.on_wait(wait.seconds)
+        if _try_begin_immediate(dbapi_connection, wait.seconds - quiet):
+            return
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    raise WriterBusyError(wait.seconds)
+
+
+def _try_begin_immediate(dbapi_connection: Any, seconds: float) -> bool:
+    """Whether the write lock was taken within `seconds` (False when another writer holds it)."""
+    dbapi_connection.execute(f"PRAGMA busy_timeout={max(0, round(seconds * 1000))}")
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            return False
+        raise
+    return True
+
+
+def _take_postgresql_writer_lock(conn: Connection, wait: WriteWait | None) -> None:
+    """The writers' advisory lock: at once if free, else announced and bounded by lock_timeout."""
+    key = {"key": WRITER_LOCK_KEY}
+    if wait is None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+        return
+    if conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar_one():
+        return
+    if wait.on_wait is not None:
+        wait.on_wait(wait.seconds)
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {_milliseconds(wait.seconds)}")
+    with _lock_timeout_as_busy(wait):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+    conn.exec_driver_sql("SET LOCAL lock_timeout = DEFAULT")
