@@ -9,6 +9,10 @@ and check separately that it changes exactly when the model says the item's repr
 Organization tree: `root` > `child` > `grandchild`, and a separate `other` root; the world's
 user belongs to `root` and `other`. A `foreign` organization the user may not read holds one
 field and one survey; the survey is a file owner the user may not read.
+
+A mosaic's links are kept when its images or the mosaic move, but count (in its
+`images { total_count }` and its hash) only while the image is live and hangs below the same
+organization as the mosaic (`counted_links`).
 """
 
 from __future__ import annotations

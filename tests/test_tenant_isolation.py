@@ -306,6 +306,7 @@ def test_deleted_cog_entry_shows_nothing_of_the_mosaic_in_b(
     }
     """
     held = held_hashes(reader, "sync_cogs", "survey_sentera_id", a.survey)
+    held_mosaics = held_hashes(reader, "sync_mosaics", "survey_sentera_id", a.survey)
     write(
         engine,
         tenants.user_b,
@@ -317,6 +318,28 @@ def test_deleted_cog_entry_shows_nothing_of_the_mosaic_in_b(
     assert entry["mosaic"] is None, "the mosaic is B's now"
     assert entry["survey"] == {"name": "Alpha survey"}
     assert leaked(data, b) == []
+    mosaics = reader.query(
+        """
+        query($survey: ID!, $hashes: [String!]!) {
+          sync_mosaics(survey_sentera_id: $survey, content_hashes: $hashes) {
+            deleted { sentera_id ... on Mosaic { name survey { name }
+              images { results { filename } } cogs { status } files { filename } } }
+          }
+        }
+        """,
+        survey=a.survey,
+        hashes=held_mosaics,
+    )
+    assert mosaics["sync_mosaics"]["deleted"] == [
+        {
+            "sentera_id": a.mosaic,
+            "name": "Alpha mosaic",
+            "survey": {"name": "Alpha survey"},
+            "images": {"results": []},
+            "cogs": [],
+            "files": [],
+        }
+    ]
 
 
 def test_survey_moved_to_b_lists_nothing_below_its_deleted_entry(
@@ -436,7 +459,9 @@ def test_organization_moved_under_b(engine: Engine, tenants: Tenants) -> None:
       organizations { results { name parent { name } children { name } } }
     }
     """
-    root = Reader(engine, tenants.user_a).query(tree, id=a.org)
+    a_reader = Reader(engine, tenants.user_a)
+    assert a_reader.query(tree, id=a1.org)["organization"] is None
+    root = a_reader.query(tree, id=a.org)
     assert root["organization"]["children"] == []
     assert [o["name"] for o in root["organizations"]["results"]] == ["Alpha org"]
     assert leaked(root, b, "Alpha child", "AlphaChild", "AlphaGrandchild") == []
