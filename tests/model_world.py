@@ -9,6 +9,10 @@ and check separately that it changes exactly when the model says the item's repr
 Organization tree: `root` > `child` > `grandchild`, and a separate `other` root; the world's
 user belongs to `root` and `other`. A `foreign` organization the user may not read holds one
 field and one survey; the survey is a file owner the user may not read.
+
+A mosaic's links are kept when its images or the mosaic move, but count (in its
+`images { total_count }` and its hash) only while the image is live and hangs below the same
+organization as the mosaic (`counted_links`).
 """
 
 from __future__ import annotations
@@ -241,7 +245,7 @@ class WorldModel:
         if item.kind == "task":
             full["field_sentera_id"] = item.task_field
             full["survey_sentera_id"] = item.task_survey
-        if item.kind == "mosaic":
+        if item.kind == "mosaic" and self._links_writable(item):
             full["image_sentera_ids"] = self.live_links(item)
         if keys is not None:
             wanted = set(keys)
@@ -249,8 +253,41 @@ class WorldModel:
         return {"sentera_id": item.sentera_id, **full}
 
     def live_links(self, mosaic: Item) -> list[str]:
-        """The live images a mosaic links (always images of its own survey)."""
+        """The live images a mosaic links (wherever they are now)."""
         return [image for image in mosaic.links if self.items[image].live]
+
+    def _links_writable(self, mosaic: Item) -> bool:
+        """A changeset may name only images of the mosaic's own survey in its links."""
+        return all(self.items[image].parent == mosaic.parent for image in self.live_links(mosaic))
+
+    def organization_of(self, sentera_id: str) -> str:
+        """The organization an item hangs below."""
+        while sentera_id in self.items:
+            sentera_id = self.items[sentera_id].parent
+        return sentera_id
+
+    def counted_links(self, mosaic: Item) -> frozenset[str]:
+        """The links that count: live images of the mosaic's organization. The others are
+        kept but hidden, and count again when image and mosaic share an organization again."""
+        organization = self.organization_of(mosaic.sentera_id)
+        return frozenset(
+            image
+            for image in self.live_links(mosaic)
+            if self.organization_of(image) == organization
+        )
+
+    def link_counts(self) -> dict[str, frozenset[str]]:
+        """The counted links of every live mosaic (compare with `relinked`)."""
+        return {mosaic.sentera_id: self.counted_links(mosaic) for mosaic in self.live("mosaic")}
+
+    def relinked(self, before: dict[str, frozenset[str]]) -> set[str]:
+        """Live mosaics whose counted links differ from `before`: their representation (the
+        image count and link digest) changes."""
+        return {
+            mosaic
+            for mosaic, counted in self.link_counts().items()
+            if mosaic in before and before[mosaic] != counted
+        }
 
     def kind_of(self, sentera_id: str) -> str:
         return self.items[sentera_id].kind
@@ -317,7 +354,11 @@ class WorldModel:
         if item.kind == "image":
             return {"filename": values["filename"], "survey": ref(item.parent)}
         if item.kind == "mosaic":
-            return {"name": values["name"], "survey": ref(item.parent)}
+            return {
+                "name": values["name"],
+                "survey": ref(item.parent),
+                "images": {"total_count": len(self.counted_links(item))},
+            }
         if item.kind == "cog":
             return {
                 "status": values["status"],
@@ -378,7 +419,8 @@ class WorldModel:
         """Delete an item and what hangs below it. Each keeps its last version as a tombstone:
         as it is now, or as `last_versions` says for what the deleting changeset did not write.
 
-        Returns (deleted ids, ids of live items whose representation changes as a result).
+        Returns (deleted ids, ids of live items whose representation changes as a result),
+        except the mosaics whose counted links change (see `relinked`).
         """
         doomed = self.doomed_by(sentera_id)
         for doomed_id in doomed:
@@ -386,12 +428,7 @@ class WorldModel:
             item.last_fields, item.last_placement = (last_versions or {}).get(
                 doomed_id, (self.sync_fields(doomed_id), self.placement(item))
             )
-        changed: set[str] = {
-            # A mosaic's image count counts live images only.
-            mosaic.sentera_id
-            for mosaic in self.live("mosaic")
-            if mosaic.sentera_id not in doomed and set(self.live_links(mosaic)) & doomed
-        }
+        changed: set[str] = set()
         for doomed_id in doomed:
             self.items[doomed_id].live = False
         for item in self.live():
@@ -405,12 +442,15 @@ class WorldModel:
                     changed.add(item.sentera_id)
         return doomed, changed
 
-    def move(self, sentera_id: str, parent: str) -> tuple[list[dict[str, Any]], set[str]]:
+    def move(
+        self, sentera_id: str, parent: str, *, keep_links: bool = False
+    ) -> tuple[list[dict[str, Any]], set[str]]:
         """Give an item a new parent.
 
-        Returns the changeset records that do it and the ids whose representation changes.
-        A mosaic links only images of its own survey, so a moved mosaic drops its links, and
-        the mosaics that link a moved image drop that link.
+        Returns the changeset records that do it and the ids whose representation changes,
+        except the mosaics whose counted links change (see `relinked`). A moved image or
+        mosaic keeps its links unless `keep_links` is false: then a moved mosaic drops them
+        all, and a mosaic linking a moved image drops every link outside its own survey.
         """
         item = self.items[sentera_id]
         assert parent != item.parent
@@ -421,18 +461,20 @@ class WorldModel:
         records = [record]
         changed = {sentera_id}
         if item.kind == "mosaic":
-            record["image_sentera_ids"] = []
-            item.links = []
+            if not keep_links:
+                record["image_sentera_ids"] = []
+                item.links = []
             # Its COGs are placed in the mosaic's survey: they move with it.
             changed |= {cog.sentera_id for cog in self.live("cog") if cog.parent == sentera_id}
-        if item.kind == "image":
+        if item.kind == "image" and not keep_links:
             for mosaic in self.live("mosaic"):
                 if sentera_id in self.live_links(mosaic):
-                    mosaic.links = [i for i in self.live_links(mosaic) if i != sentera_id]
+                    mosaic.links = [
+                        i for i in self.live_links(mosaic) if self.items[i].parent == mosaic.parent
+                    ]
                     records.append(
                         {"sentera_id": mosaic.sentera_id, "image_sentera_ids": mosaic.links}
                     )
-                    changed.add(mosaic.sentera_id)  # its image count drops
         return records, changed
 
     def update(self, sentera_id: str, key: str, value: Any) -> set[str]:

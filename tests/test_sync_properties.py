@@ -81,7 +81,7 @@ TABLES = {
 # What every page asks for each item, beyond __typename, sentera_id and content_hash.
 SELECTIONS = {
     "Image": "filename survey { sentera_id }",
-    "Mosaic": "name survey { sentera_id }",
+    "Mosaic": "name survey { sentera_id } images { total_count }",
     "Cog": "status mosaic { sentera_id } survey { sentera_id }",
     "File": "filename file_owner { owner_type sentera_id }",
     "FlightTask": "status organization { sentera_id } field { sentera_id } survey { sentera_id }",
@@ -530,7 +530,10 @@ class SyncMachine(RuleBasedStateMachine):
         target = self._pick(data, "to", targets)
         if target is None:
             return None
-        records, changed = world.move(sentera_id, target)
+        keep_links = item.kind in ("image", "mosaic") and data.draw(
+            st.booleans(), label="keep links"
+        )
+        records, changed = world.move(sentera_id, target, keep_links=keep_links)
         upsert: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             key = CHANGESET_KEYS[world.kind_of(record["sentera_id"])]
@@ -575,9 +578,10 @@ class SyncMachine(RuleBasedStateMachine):
         sentera_id = self._pick(data, kind, [i.sentera_id for i in self.world.live(kind)])
         if sentera_id is None:
             return
+        before = self.world.link_counts()
         moved = self._move(sentera_id, data)
         if moved is not None:
-            self.apply(moved[0], changed=moved[1])
+            self.apply(moved[0], changed=moved[1] | self.world.relinked(before))
 
     def _deletable(self, kind: str) -> list[str]:
         """Live items of `kind` whose delete takes no scope the clients sync."""
@@ -591,8 +595,9 @@ class SyncMachine(RuleBasedStateMachine):
         sentera_id = self._pick(data, kind, self._deletable(kind))
         if sentera_id is None:
             return
+        before = self.world.link_counts()
         _, changed = self.world.delete(sentera_id)
-        self.apply(delete=[sentera_id], changed=changed)
+        self.apply(delete=[sentera_id], changed=changed | self.world.relinked(before))
 
     @rule(
         kind=st.sampled_from(KINDS),
@@ -604,6 +609,7 @@ class SyncMachine(RuleBasedStateMachine):
         """Create, update or move an item and delete it in the same changeset: its tombstone
         holds what was written; the items deleted with it keep their last hash."""
         world = self.world
+        before = world.link_counts()
         created: list[str] = []
         below: dict[str, tuple[dict[str, Any], str]] | None = None
         if write == "create":
@@ -627,7 +633,8 @@ class SyncMachine(RuleBasedStateMachine):
             upsert, written = wrote
         doomed, changed = world.delete(sentera_id, below)
         written = {s for s in written if s == sentera_id or s not in doomed}
-        self.apply(upsert, [sentera_id], changed=written | changed, created=created)
+        relinked = world.relinked(before)
+        self.apply(upsert, [sentera_id], changed=written | changed | relinked, created=created)
 
     @rule()
     @tracked

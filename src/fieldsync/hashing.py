@@ -18,8 +18,9 @@ from typing import Any
 
 HASH_BYTES = 12
 HASH_CHARS = 16
-_WELL_FORMED = re.compile(r"^[A-Za-z0-9+/]{16}$")
-_ALL_WELL_FORMED = re.compile(r"^[A-Za-z0-9+/]*$")
+# Matched with fullmatch: `$` would also accept a trailing newline.
+_WELL_FORMED = re.compile(r"[A-Za-z0-9+/]{16}")
+_ALL_WELL_FORMED = re.compile(r"[A-Za-z0-9+/]*")
 
 
 def canonical_json(value: Mapping[str, Any]) -> str:
@@ -36,7 +37,7 @@ def encode_hash(raw: bytes) -> str:
 
 
 def is_well_formed(text: str) -> bool:
-    return _WELL_FORMED.match(text) is not None
+    return _WELL_FORMED.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def parse_client_hashes(hashes: Iterable[str]) -> ClientHashes:
     """
     distinct = list(dict.fromkeys(hashes))
     joined = "".join(distinct)
-    if len(joined) == HASH_CHARS * len(distinct) and _ALL_WELL_FORMED.match(joined):
+    if len(joined) == HASH_CHARS * len(distinct) and _ALL_WELL_FORMED.fullmatch(joined):
         try:
             blob = base64.b64decode(joined, validate=True)
         except binascii.Error:  # pragma: no cover - the regex admits only valid input

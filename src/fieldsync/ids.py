@@ -29,8 +29,10 @@ class TypeCode(StrEnum):
     FLIGHT_TASK = "TA"
 
 
+# `\Z`, not `$`: `$` also matches before a trailing newline. ASCII digits only.
 SENTERA_ID_RE = re.compile(
-    r"^[a-z0-9]{7}_(?P<code>[A-Z]{2})_[A-Za-z0-9]+_[A-Za-z0-9]+_[A-Za-z0-9]+_[0-9a-f]+_\d{6}_\d{6}$"
+    r"\A[a-z0-9]{7}_(?P<code>[A-Z]{2})_[A-Za-z0-9]+_[A-Za-z0-9]+_[A-Za-z0-9]+_[0-9a-f]+"
+    r"_[0-9]{6}_[0-9]{6}\Z"
 )
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _BUILD = "f5" + __version__.replace(".", "")[:7].ljust(7, "0")
@@ -38,7 +40,7 @@ _BUILD = "f5" + __version__.replace(".", "")[:7].ljust(7, "0")
 
 def type_code_of(sentera_id: str) -> TypeCode | None:
     """The type code of a well-formed id, or None when the id is malformed or the code unknown."""
-    match = SENTERA_ID_RE.match(sentera_id)
+    match = SENTERA_ID_RE.fullmatch(sentera_id)
     if match is None:
         return None
     try:

@@ -34,8 +34,11 @@ from fieldsync.storage.database import (
 
 TOKEN_PREFIX = "fst_"
 LAST_USE_EVERY = timedelta(minutes=1)
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# Matched with fullmatch; ASCII digits only (`\d` also takes other scripts' digits).
+_DURATION = re.compile(r"[ \t]*([0-9]{1,12})[ \t]*([smhdw])[ \t]*")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer lifetimes would overflow the expiry timestamp; nobody means more than a century.
+MAX_DURATION = timedelta(days=36_525)
 
 
 class TokenWriteError(FieldSyncError):
@@ -46,12 +49,15 @@ class TokenWriteError(FieldSyncError):
 
 def parse_duration(text: str) -> timedelta:
     """`30d`, `8h`, `90m`, `2w` or `45s` as a timedelta."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None or int(match.group(1)) == 0:
         raise InvalidArgumentError(
             f"{text!r} is not a duration: use a positive number and a unit, e.g. 30d, 8h, 90m"
         )
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise InvalidArgumentError(f"{text!r} is too long: at most {MAX_DURATION.days}d")
+    return timedelta(seconds=seconds)
 
 
 def token_hash(token: str) -> str:

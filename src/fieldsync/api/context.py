@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from fieldsync.access import readable_organization_ids
+from fieldsync.access import (
+    colleague_organization_ids,
+    readable_organization_ids,
+    visible_user_sentera_ids,
+)
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
@@ -105,6 +109,7 @@ class RequestContext:
     viewer: Viewer
     loader: Loader
     _readable: set[int] | None = None
+    _colleagues_of: set[int] | None = None
     identity_only: dict[int, bool] = field(default_factory=dict)
     """Per field node: does the selection ask for nothing but sentera_id?"""
     _may_read: dict[str, bool] = field(default_factory=dict)
@@ -114,22 +119,34 @@ class RequestContext:
         return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
 
     def may_read(self, sentera_id: str) -> bool:
-        """Whether the caller may read the object behind an id (users are always readable).
+        """Whether the caller may read the object behind an id.
 
-        Checked for every primed id of the same type at once, like the loader loads them.
+        A user is readable by itself and by the members of organizations that share data with
+        it (`access.colleague_organization_ids`). Checked for every primed id of the same type
+        at once, like the loader loads them.
         """
         if sentera_id not in self._may_read:
             code = type_code_of(sentera_id)
             if code is None:
                 return False
-            if code is TypeCode.USER:
-                self._may_read[sentera_id] = True
-                return True
             batch = {sentera_id} | (self.loader.primed[code] - self._may_read.keys())
-            found = readable_objects(self.conn, self.readable, code, batch)
+            found: Collection[str]
+            if code is TypeCode.USER:
+                found = visible_user_sentera_ids(
+                    self.conn, self.viewer.user_id, self.colleagues_of, batch
+                )
+            else:
+                found = readable_objects(self.conn, self.readable, code, batch)
             for checked in batch:
                 self._may_read[checked] = checked in found
         return self._may_read[sentera_id]
+
+    @property
+    def colleagues_of(self) -> set[int]:
+        """Organizations whose members the caller may see (computed once)."""
+        if self._colleagues_of is None:
+            self._colleagues_of = colleague_organization_ids(self.conn, self.readable)
+        return self._colleagues_of
 
     @property
     def readable(self) -> set[int]:

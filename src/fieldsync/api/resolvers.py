@@ -22,6 +22,7 @@ from fieldsync.errors import InvalidArgumentError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
+from fieldsync.model.representation import counted_links
 from fieldsync.storage import tables as t
 from fieldsync.sync import service
 from fieldsync.sync.engine import SyncPage, load_representations
@@ -60,13 +61,18 @@ def _asks_identity_only(info: GraphQLResolveInfo) -> bool:
 def resolve_reference(source: Any, info: GraphQLResolveInfo) -> Any:
     """A referenced object: its id from the representation, the rest only if readable.
 
-    A reference may cross tenants (a flight task pointing at another organization's field);
-    its id is part of the referring item, but its own values are shown only to its readers.
+    A reference may cross tenants (a flight task pointing at another organization's field, an
+    item created by another tenant's user); its id is part of the referring item, but its own
+    values are shown only to its readers.
     """
     value = source.get(info.field_name) if isinstance(source, dict) else None
     if value is None or len(value) > 1 or _asks_identity_only(info):
         return value
-    return _load_readable(_context(info), value["sentera_id"])
+    context, sentera_id = _context(info), value["sentera_id"]
+    if type_code_of(sentera_id) is TypeCode.USER and not context.may_read(sentera_id):
+        # `created_by` cannot be null: a user the caller may not see shows its id only.
+        return {"__typename": "User", "sentera_id": sentera_id}
+    return _load_readable(context, sentera_id)
 
 
 def _load_readable(
@@ -201,23 +207,18 @@ class Collection:
         pagination: dict[str, int] | None,
         *,
         known_total: int | None = None,
-        join: Callable[[], tuple[Any, ColumnElement[bool]]] | None = None,
     ) -> None:
         self.page, self.page_size = _pagination(pagination)
         self._context = context
         self._kind = kind
         self._where = where
         self._known_total = known_total
-        self._join = join
 
     def _table(self) -> Any:
         return self._kind.table if self._kind is not None else t.organizations
 
     def _select(self, *columns: Any) -> Any:
-        query = select(*columns).select_from(self._table())
-        if self._join is not None:
-            query = query.join(*self._join())
-        return query.where(self._where())
+        return select(*columns).select_from(self._table()).where(self._where())
 
     @cached_property
     def total_count(self) -> int:
@@ -318,6 +319,7 @@ def _owned_files(owner_type: str) -> Resolver:
 def resolve_mosaic_images(
     source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
 ) -> Collection:
+    """The mosaic's counted images: live, and in the mosaic's organization (`counted_links`)."""
     context = _context(info)
     images, links = t.images, t.mosaic_images
 
@@ -325,13 +327,11 @@ def resolve_mosaic_images(
         mosaic_id = _parent_id(context, TypeCode.MOSAIC, source["sentera_id"])
         if mosaic_id is None:
             return false()
-        return (links.c.mosaic_id == mosaic_id) & images.c.deleted_at.is_(None)
-
-    def join() -> tuple[Any, ColumnElement[bool]]:
-        return (links, links.c.image_id == images.c.id)
+        counted = counted_links(links.c.image_id).where(links.c.mosaic_id == mosaic_id)
+        return images.c.id.in_(counted)
 
     known = (source.get("images") or {}).get("total_count")
-    return Collection(context, k.IMAGE, where, pagination, known_total=known, join=join)
+    return Collection(context, k.IMAGE, where, pagination, known_total=known)
 
 
 def resolve_organizations(

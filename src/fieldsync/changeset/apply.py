@@ -41,6 +41,13 @@ __all__ = [
 _PLACEHOLDER_HASH = bytes(12)
 # Changesets writing at least this many items refresh planner statistics (PostgreSQL).
 ANALYZE_AFTER_ROWS = 10_000
+# The column that places an item below its parent: changing it moves the item.
+_PARENT_COLUMNS = {
+    k.FIELD.name: "organization_id",
+    k.SURVEY.name: "field_id",
+    k.IMAGE.name: "survey_id",
+    k.MOSAIC.name: "survey_id",
+}
 
 
 @dataclass(slots=True)
@@ -120,7 +127,8 @@ class _Writer:
         self.ids: dict[str, int] = {}
         # kind name -> item id -> the user the change is attributed to
         self.dirty: dict[str, dict[int, int | None]] = defaultdict(dict)
-        self.moved_mosaics: list[int] = []
+        # kind name -> ids of the fields, surveys, images and mosaics given a new parent
+        self.moved: dict[str, set[int]] = defaultdict(set)
         for record in plan.records:
             if record.existing is not None:
                 self.ids[record.sentera_id] = record.existing["id"]
@@ -144,6 +152,7 @@ class _Writer:
         actor_id = self._user_id(self.plan.actor)
         self._delete(actor_id)
         self._cogs_of_moved_mosaics(actor_id)
+        self._mosaics_relinked_by_moves(actor_id)
         for kind in k.SYNC_KINDS:
             updaters = self.dirty.get(kind.name)
             if updaters:
@@ -277,8 +286,8 @@ class _Writer:
                     self._user_id(record.updated_by) if record.updated_by_given() else actor_id
                 )
                 self.dirty[kind.name][item_id] = updater
-                if kind is k.MOSAIC and "survey_id" in changed:
-                    self.moved_mosaics.append(item_id)
+                if _PARENT_COLUMNS.get(kind.name) in changed:
+                    self.moved[kind.name].add(item_id)
             else:
                 changed["updated_at"] = self.now
             if changed:
@@ -469,21 +478,41 @@ class _Writer:
             for task_id in tasks:
                 self.dirty[k.FLIGHT_TASK.name].setdefault(task_id, actor_id)
         # A mosaic's image count counts live images only.
-        images = sorted(doomed[k.IMAGE.name])
-        mi, m = t.mosaic_images, t.mosaics
-        for part in chunks(images):
+        for mosaic_id in self._mosaics_linking(t.images.c.id, doomed[k.IMAGE.name]):
+            self.dirty[k.MOSAIC.name].setdefault(mosaic_id, actor_id)
+
+    def _mosaics_linking(self, image_column: Any, keys: set[int]) -> set[int]:
+        """Live mosaics linking an image (live or not) whose `image_column` is one of `keys`."""
+        mi, i, m = t.mosaic_images, t.images, t.mosaics
+        found: set[int] = set()
+        for part in chunks(sorted(keys)):
             rows = self.conn.execute(
                 select(mi.c.mosaic_id)
+                .join(i, i.c.id == mi.c.image_id)
                 .join(m, m.c.id == mi.c.mosaic_id)
-                .where(mi.c.image_id.in_(part), m.c.deleted_at.is_(None))
+                .where(image_column.in_(part), m.c.deleted_at.is_(None))
                 .distinct()
             )
-            for mosaic_id in rows.scalars():
-                self.dirty[k.MOSAIC.name].setdefault(mosaic_id, actor_id)
+            found.update(rows.scalars())
+        return found
 
     def _cogs_of_moved_mosaics(self, actor_id: int | None) -> None:
         """A COG's scope is its mosaic's survey: moving the mosaic moves its COGs."""
-        if not self.moved_mosaics:
+        moved = self.moved[k.MOSAIC.name]
+        if not moved:
             return
-        for cog_id in self._children(t.cogs, "mosaic_id", set(self.moved_mosaics)):
+        for cog_id in self._children(t.cogs, "mosaic_id", moved):
             self.dirty[k.COG.name].setdefault(cog_id, actor_id)
+
+    def _mosaics_relinked_by_moves(self, actor_id: int | None) -> None:
+        """A link counts only while image and mosaic share an organization, so moving an
+        image, a mosaic, or a survey or field above them may change which links of a mosaic
+        count. Every mosaic on either side of such a move is refreshed; the refresh stores a
+        new hash only where the counted links (or anything else) really changed."""
+        fields = self.moved[k.FIELD.name]
+        surveys = self.moved[k.SURVEY.name] | self._children(t.surveys, "field_id", fields)
+        mosaics = self.moved[k.MOSAIC.name] | self._children(t.mosaics, "survey_id", surveys)
+        mosaics |= self._mosaics_linking(t.images.c.id, self.moved[k.IMAGE.name])
+        mosaics |= self._mosaics_linking(t.images.c.survey_id, surveys)
+        for mosaic_id in mosaics:
+            self.dirty[k.MOSAIC.name].setdefault(mosaic_id, actor_id)
