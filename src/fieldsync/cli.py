@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import Engine
 
+from fieldsync.api.limits import MAX_OWNERS_CEILING
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.changeset.apply import parse_changeset
 from fieldsync.config import LOG_LEVELS, MAX_PORT, MIN_BODY_BYTES, Settings
@@ -84,7 +85,9 @@ def limit_options(function: F) -> F:
         _limit_option("max-query-cost", click.IntRange(min=1), "Estimated cost a request"),
         _limit_option("max-query-tokens", click.IntRange(min=1), "Tokens of a query document"),
         _limit_option("max-hashes", click.IntRange(min=0), "content_hashes a request"),
-        _limit_option("max-owners", click.IntRange(min=1), "sync_files owners a request"),
+        _limit_option(
+            "max-owners", click.IntRange(1, MAX_OWNERS_CEILING), "sync_files owners a request"
+        ),
         _limit_option(
             "request-timeout",
             click.FloatRange(min=0, min_open=True),

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fieldsync.api.limits import Limits
+from fieldsync.api.limits import MAX_OWNERS_CEILING, Limits
 from fieldsync.storage.database import DEFAULT_DATABASE_URL
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -110,7 +110,7 @@ def _limits_from_environment(env: Mapping[str, str], defaults: Settings) -> dict
         "max_query_cost": _int(env, "FIELDSYNC_MAX_QUERY_COST", defaults.max_query_cost, 1),
         "max_query_tokens": _int(env, "FIELDSYNC_MAX_QUERY_TOKENS", defaults.max_query_tokens, 1),
         "max_hashes": _int(env, "FIELDSYNC_MAX_HASHES", defaults.max_hashes, 0),
-        "max_owners": _int(env, "FIELDSYNC_MAX_OWNERS", defaults.max_owners, 1),
+        "max_owners": _int(env, "FIELDSYNC_MAX_OWNERS", defaults.max_owners, 1, MAX_OWNERS_CEILING),
         "request_timeout": _float(env, "FIELDSYNC_REQUEST_TIMEOUT", defaults.request_timeout),
         "max_response_bytes": _int(
             env, "FIELDSYNC_MAX_RESPONSE_BYTES", defaults.max_response_bytes, MIN_BODY_BYTES

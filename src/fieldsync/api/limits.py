@@ -23,6 +23,7 @@ from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
@@ -62,6 +63,9 @@ SYNC_PAGE_SIZES: dict[str, int] = {
     if kind.sync is not None
 }
 PAGED_LISTS = ("upserted", "deleted", "results")
+MAX_OWNERS_CEILING = 30_000
+"""The highest max_owners a server accepts: a sync_files scope binds one SQL parameter per
+owner, and SQLite allows 32,766 a statement."""
 UNPAGED_LIST_SIZE = 10
 """The estimated length of a list without a page size (`children`, `files`, `cogs`,
 `failed`, introspection lists)."""
@@ -80,8 +84,9 @@ class Limits:
     max_cost: int = 1_000_000
     """Estimated values in the answer: every field selection counts once per item of every
     list around it (sync pages at their page size, paginated lists at their page_size)."""
-    max_tokens: int = 20_000
-    """Lexical tokens of the GraphQL document (an inline hash list is one token a hash)."""
+    max_tokens: int = 110_000
+    """Lexical tokens of the GraphQL document: admits the protocol's 100,000 hashes of one
+    call as inline literals (one token each) and bounds parsing to about a second."""
     max_hashes: int = 200_000
     """content_hashes sent in one request, over all its sync fields."""
     max_owners: int = 2_000
@@ -125,25 +130,25 @@ class Measure:
         )
 
 
-def _page_size_argument(field: FieldNode) -> int | None:
-    """The page size a field asks for: a sync query's own, or its `pagination.page_size`
+def _page_size_argument(field: FieldNode, definition: GraphQLField | None) -> int | None:
+    """The page size a field gives its list: a sync query's own, or its `pagination.page_size`
     (the default when left out, the largest allowed when given by a variable)."""
     if field.name.value in SYNC_PAGE_SIZES:
         return SYNC_PAGE_SIZES[field.name.value]
+    if definition is None or "pagination" not in definition.args:
+        return None
     for argument in field.arguments or ():
         if argument.name.value != "pagination":
             continue
-        value = argument.value
-        if not isinstance(value, ObjectValueNode):
+        if not isinstance(argument.value, ObjectValueNode):
             return MAX_PAGE_SIZE
-        for entry in value.fields:
+        for entry in argument.value.fields:
             if entry.name.value == "page_size":
                 size = entry.value
                 if isinstance(size, IntValueNode):
                     return max(0, min(int(size.value), MAX_PAGE_SIZE))
                 return MAX_PAGE_SIZE
-        return DEFAULT_PAGE_SIZE
-    return None
+    return DEFAULT_PAGE_SIZE
 
 
 def _is_list(type_: GraphQLOutputType) -> bool:
@@ -216,7 +221,7 @@ class _Measurer:
         if node.selection_set is not None and depth <= self.max_depth:
             child_type = get_named_type(definition.type) if definition is not None else None
             inner = self.selection_set(
-                node.selection_set, child_type, _page_size_argument(node), depth
+                node.selection_set, child_type, _page_size_argument(node, definition), depth
             )
         return Measure(
             max(depth, inner.depth),
