@@ -475,11 +475,12 @@ class RequestDeadline:
         return self.cancelled or time.monotonic() >= self.expires_at
 
     def cancel(self) -> None:
+        # Under the lock: a callback never runs once its block has been left (its database
+        # connection may already serve another request by then).
         with self._lock:
             self.cancelled = True
-            callbacks = list(self._on_cancel)
-        for callback in callbacks:
-            callback()
+            for callback in self._on_cancel:
+                callback()
 
     @contextmanager
     def on_cancel(self, callback: Callable[[], None]) -> Iterator[None]:
