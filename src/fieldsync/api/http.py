@@ -30,6 +30,8 @@ from fieldsync.storage.database import make_engine
 
 log = logging.getLogger("fieldsync.http")
 GRAPHIQL_HTML = Path(__file__).with_name("graphiql.html").read_text(encoding="utf-8")
+_DISCONNECT_POLL_SECONDS = 0.2
+"""How often a running request checks whether its client is still there."""
 
 
 class _BadRequest(Exception):
@@ -44,10 +46,6 @@ class ORJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def _json(response: GraphQLResponse) -> JSONResponse:
-    return ORJSONResponse(response.body, status_code=response.status, headers=response.headers)
 
 
 def _error(status: int, message: str, code: str) -> JSONResponse:
@@ -88,9 +86,6 @@ async def _run_until_disconnected(
         if not task.done() and not deadline.cancelled and await request.is_disconnected():
             deadline.cancel()
     return task.result()
-
-
-_DISCONNECT_POLL_SECONDS = 0.2
 
 
 def bearer_token(request: Request) -> str | None:
