@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -140,7 +141,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 class LiveServer:
     """A real FieldSync HTTP server on a free loopback port, in a background thread."""
 
-    def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, engine: Engine, database_url: str, max_body_bytes: int, **settings: Any
+    ) -> None:
         import uvicorn
 
         from fieldsync.api.http import create_app
@@ -148,9 +151,14 @@ class LiveServer:
 
         self.engine = engine
         self.database_url = database_url
-        settings = Settings(database_url=database_url, max_body_bytes=max_body_bytes)
         config = uvicorn.Config(
-            create_app(engine, settings), host="127.0.0.1", port=0, log_level="warning"
+            create_app(
+                engine,
+                Settings(database_url=database_url, max_body_bytes=max_body_bytes, **settings),
+            ),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

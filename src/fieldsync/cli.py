@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import Engine
 
+from fieldsync.api.limits import MAX_OWNERS_CEILING
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.changeset.apply import parse_changeset
-from fieldsync.config import Settings
+from fieldsync.config import LOG_LEVELS, MAX_PORT, MIN_BODY_BYTES, Settings
 from fieldsync.errors import FieldSyncError
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
@@ -129,6 +130,55 @@ def ensure_port_free(host: str, port: int) -> None:
         raise click.ClickException(message) from None
 
 
+def _limit_option(name: str, kind: Any, help_text: str) -> Callable[[F], F]:
+    setting = name.replace("-", "_")
+    envvar = f"FIELDSYNC_{setting.upper()}"
+    return click.option(
+        f"--{name}",
+        setting,
+        envvar=envvar,
+        type=kind,
+        default=getattr(DEFAULTS, setting),
+        show_default=True,
+        help=f"{help_text} [env: {envvar}]",
+    )
+
+
+def limit_options(function: F) -> F:
+    """The cost limits of one request (docs/limits.md), each an option of `serve`."""
+    options = [
+        _limit_option("max-query-depth", click.IntRange(min=1), "Deepest field nesting"),
+        _limit_option("max-query-aliases", click.IntRange(min=0), "Aliased fields a request"),
+        _limit_option("max-query-fields", click.IntRange(min=1), "Field selections a request"),
+        _limit_option("max-query-cost", click.IntRange(min=1), "Estimated cost a request"),
+        _limit_option("max-query-tokens", click.IntRange(min=1), "Tokens of a query document"),
+        _limit_option("max-hashes", click.IntRange(min=0), "content_hashes a request"),
+        _limit_option(
+            "max-owners", click.IntRange(1, MAX_OWNERS_CEILING), "sync_files owners a request"
+        ),
+        _limit_option(
+            "request-timeout",
+            click.FloatRange(min=0, min_open=True),
+            "Seconds a request may run before it is stopped (503 TIMEOUT)",
+        ),
+        _limit_option(
+            "max-response-bytes",
+            click.IntRange(min=MIN_BODY_BYTES),
+            "Larger answers become a RESPONSE_TOO_LARGE error",
+        ),
+        click.option(
+            "--introspection/--no-introspection",
+            envvar="FIELDSYNC_INTROSPECTION",
+            default=DEFAULTS.introspection,
+            show_default=True,
+            help="Answer schema introspection queries [env: FIELDSYNC_INTROSPECTION]",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @click.group()
 @click.version_option(package_name="fieldsync")
 def main() -> None:
@@ -146,7 +196,7 @@ def main() -> None:
 @click.option(
     "--port",
     envvar="FIELDSYNC_PORT",
-    type=int,
+    type=click.IntRange(1, MAX_PORT),
     default=DEFAULTS.port,
     show_default=True,
     help="[env: FIELDSYNC_PORT]",
@@ -163,7 +213,7 @@ def main() -> None:
 @click.option(
     "--max-body-bytes",
     envvar="FIELDSYNC_MAX_BODY_BYTES",
-    type=click.IntRange(min=1024),
+    type=click.IntRange(min=MIN_BODY_BYTES),
     default=DEFAULTS.max_body_bytes,
     show_default=True,
     help="Larger request bodies get 413 [env: FIELDSYNC_MAX_BODY_BYTES]",
@@ -171,6 +221,7 @@ def main() -> None:
 @click.option(
     "--log-level",
     envvar="FIELDSYNC_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default=DEFAULTS.log_level,
     show_default=True,
     help="[env: FIELDSYNC_LOG_LEVEL]",
@@ -190,6 +241,7 @@ def main() -> None:
     envvar="FIELDSYNC_DEMO",
     help="Fill an empty database with demo data and print a token [env: FIELDSYNC_DEMO]",
 )
+@limit_options
 def serve(
     host: str,
     port: int,
@@ -199,6 +251,7 @@ def serve(
     log_level: str,
     rate_limit: int,
     demo: bool,
+    **limits: Any,
 ) -> None:
     """Serve the GraphQL API at /graphql (GraphiQL in a browser)."""
     import uvicorn
@@ -211,9 +264,11 @@ def serve(
         port=port,
         workers=workers,
         max_body_bytes=max_body_bytes,
-        log_level=log_level,
+        log_level=log_level.lower(),
         rate_limit=rate_limit,
+        **limits,
     )
+    log_level = settings.log_level
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     ensure_port_free(host, port)

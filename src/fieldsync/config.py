@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from fieldsync.api.limits import MAX_OWNERS_CEILING, Limits
 from fieldsync.ratelimit import DEFAULT_RATE_LIMIT
 from fieldsync.storage.database import DEFAULT_DATABASE_URL
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_PORT = 65535
+MIN_BODY_BYTES = 1024
+_LIMITS = Limits()
+
+
+class SettingsError(ValueError):
+    """A FIELDSYNC_* variable holds a value the setting cannot take (one line, no traceback)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,19 +31,34 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
     rate_limit: int = DEFAULT_RATE_LIMIT  # requests per minute per token; 0 turns it off
+    # Cost limits of one request (fieldsync.api.limits, docs/limits.md).
+    max_query_depth: int = _LIMITS.max_depth
+    max_query_aliases: int = _LIMITS.max_aliases
+    max_query_fields: int = _LIMITS.max_fields
+    max_query_cost: int = _LIMITS.max_cost
+    max_query_tokens: int = _LIMITS.max_tokens
+    max_hashes: int = _LIMITS.max_hashes
+    max_owners: int = _LIMITS.max_owners
+    request_timeout: float = _LIMITS.request_seconds
+    max_response_bytes: int = _LIMITS.max_response_bytes
+    introspection: bool = True
 
     @classmethod
     def from_environment(cls) -> Settings:
+        """Settings from FIELDSYNC_* variables; a bad value raises SettingsError."""
         env = os.environ
         defaults = cls()
         return cls(
             database_url=env.get("FIELDSYNC_DATABASE_URL", defaults.database_url),
             host=env.get("FIELDSYNC_HOST", defaults.host),
-            port=int(env.get("FIELDSYNC_PORT", defaults.port)),
-            workers=int(env.get("FIELDSYNC_WORKERS", defaults.workers)),
-            max_body_bytes=int(env.get("FIELDSYNC_MAX_BODY_BYTES", defaults.max_body_bytes)),
-            log_level=env.get("FIELDSYNC_LOG_LEVEL", defaults.log_level),
-            rate_limit=int(env.get("FIELDSYNC_RATE_LIMIT", defaults.rate_limit)),
+            port=_int(env, "FIELDSYNC_PORT", defaults.port, 1, MAX_PORT),
+            workers=_int(env, "FIELDSYNC_WORKERS", defaults.workers, 1),
+            max_body_bytes=_int(
+                env, "FIELDSYNC_MAX_BODY_BYTES", defaults.max_body_bytes, MIN_BODY_BYTES
+            ),
+            log_level=_choice(env, "FIELDSYNC_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
+            rate_limit=_int(env, "FIELDSYNC_RATE_LIMIT", defaults.rate_limit, 0),
+            **_limits_from_environment(env, defaults),
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -45,4 +71,106 @@ class Settings:
             "FIELDSYNC_MAX_BODY_BYTES": str(self.max_body_bytes),
             "FIELDSYNC_LOG_LEVEL": self.log_level,
             "FIELDSYNC_RATE_LIMIT": str(self.rate_limit),
+            **self._limits_to_environment(),
         }
+
+    # -- cost limits -----------------------------------------------------------------------
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_depth=self.max_query_depth,
+            max_aliases=self.max_query_aliases,
+            max_fields=self.max_query_fields,
+            max_cost=self.max_query_cost,
+            max_tokens=self.max_query_tokens,
+            max_hashes=self.max_hashes,
+            max_owners=self.max_owners,
+            request_seconds=self.request_timeout,
+            max_response_bytes=self.max_response_bytes,
+        )
+
+    def _limits_to_environment(self) -> dict[str, str]:
+        return {
+            "FIELDSYNC_MAX_QUERY_DEPTH": str(self.max_query_depth),
+            "FIELDSYNC_MAX_QUERY_ALIASES": str(self.max_query_aliases),
+            "FIELDSYNC_MAX_QUERY_FIELDS": str(self.max_query_fields),
+            "FIELDSYNC_MAX_QUERY_COST": str(self.max_query_cost),
+            "FIELDSYNC_MAX_QUERY_TOKENS": str(self.max_query_tokens),
+            "FIELDSYNC_MAX_HASHES": str(self.max_hashes),
+            "FIELDSYNC_MAX_OWNERS": str(self.max_owners),
+            "FIELDSYNC_REQUEST_TIMEOUT": repr(self.request_timeout),
+            "FIELDSYNC_MAX_RESPONSE_BYTES": str(self.max_response_bytes),
+            "FIELDSYNC_INTROSPECTION": "1" if self.introspection else "0",
+        }
+
+
+def _limits_from_environment(env: Mapping[str, str], defaults: Settings) -> dict[str, Any]:
+    return {
+        "max_query_depth": _int(env, "FIELDSYNC_MAX_QUERY_DEPTH", defaults.max_query_depth, 1),
+        "max_query_aliases": _int(
+            env, "FIELDSYNC_MAX_QUERY_ALIASES", defaults.max_query_aliases, 0
+        ),
+        "max_query_fields": _int(env, "FIELDSYNC_MAX_QUERY_FIELDS", defaults.max_query_fields, 1),
+        "max_query_cost": _int(env, "FIELDSYNC_MAX_QUERY_COST", defaults.max_query_cost, 1),
+        "max_query_tokens": _int(env, "FIELDSYNC_MAX_QUERY_TOKENS", defaults.max_query_tokens, 1),
+        "max_hashes": _int(env, "FIELDSYNC_MAX_HASHES", defaults.max_hashes, 0),
+        "max_owners": _int(env, "FIELDSYNC_MAX_OWNERS", defaults.max_owners, 1, MAX_OWNERS_CEILING),
+        "request_timeout": _float(env, "FIELDSYNC_REQUEST_TIMEOUT", defaults.request_timeout),
+        "max_response_bytes": _int(
+            env, "FIELDSYNC_MAX_RESPONSE_BYTES", defaults.max_response_bytes, MIN_BODY_BYTES
+        ),
+        "introspection": _bool(env, "FIELDSYNC_INTROSPECTION", defaults.introspection),
+    }
+
+
+# -- reading one variable --------------------------------------------------------------------
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number {bounds}, not {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise SettingsError(f"{name} must be a whole number {bounds}, not {raw!r}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be a number of seconds above 0, not {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().lower() not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw.strip().lower()

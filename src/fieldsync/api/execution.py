@@ -11,20 +11,33 @@ from threading import Lock
 from typing import Any, TypeGuard
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
     execute,
     parse,
+    specified_rules,
     validate,
 )
 from sqlalchemy import Engine
 
 from fieldsync.api.context import RequestContext
+from fieldsync.api.limits import (
+    DeadlineExecutor,
+    ExecutionStopped,
+    Limits,
+    RequestDeadline,
+    check_arguments,
+    limit_rules,
+    too_deeply_nested,
+    too_many_tokens,
+)
 from fieldsync.errors import FieldSyncError
 from fieldsync.ratelimit import RateLimited, RateLimiter
-from fieldsync.storage.database import read_snapshot
+from fieldsync.storage.database import interrupt_statement, read_snapshot, statement_deadline
 from fieldsync.tokens import TokenUseRecorder, Viewer, authenticate
 
 log = logging.getLogger("fieldsync.api")
@@ -87,7 +100,9 @@ class GraphQLExecutor:
         self,
         schema: GraphQLSchema,
         engine: Engine,
+        limits: Limits | None = None,
         *,
+        introspection: bool = True,
         rate_limiter: RateLimiter | None = None,
         token_uses: TokenUseRecorder | None = None,
     ) -> None:
@@ -95,6 +110,11 @@ class GraphQLExecutor:
         self.engine = engine
         self.rate_limiter = rate_limiter
         self.token_uses = token_uses
+        self.limits = limits or Limits()
+        self._limit_rules = limit_rules(self.limits)
+        self._rules: list[type[ASTValidationRule]] = list(specified_rules)
+        if not introspection:
+            self._rules.append(NoSchemaIntrospectionCustomRule)
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
         self._lock = Lock()
 
@@ -105,11 +125,10 @@ class GraphQLExecutor:
             if cached is not None:
                 self._documents.move_to_end(query)
                 return cached
-        try:
-            document = parse(query)
-        except GraphQLError as error:
-            return _request_error([error], "GRAPHQL_PARSE_FAILED")
-        errors = validate(self.schema, document)
+        document = self._parse(query)
+        if isinstance(document, GraphQLResponse):
+            return document
+        errors = self._validate(document)
         if errors:
             return _request_error(errors, "GRAPHQL_VALIDATION_FAILED")
         if len(query) <= _CACHEABLE_QUERY_CHARS:
@@ -119,7 +138,29 @@ class GraphQLExecutor:
                     self._documents.popitem(last=False)
         return document
 
-    def run(self, token: str | None, request: GraphQLRequest) -> GraphQLResponse:
+    def _parse(self, query: str) -> DocumentNode | GraphQLResponse:
+        """Parse within the token limit, so a huge document is refused cheaply."""
+        try:
+            return parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError as error:
+            if error.message.endswith("tokens. Parsing aborted."):
+                return _request_error([too_many_tokens(self.limits)], "QUERY_TOO_LARGE")
+            return _request_error([error], "GRAPHQL_PARSE_FAILED")
+        except RecursionError:
+            return _request_error([too_deeply_nested()], "QUERY_TOO_DEEP")
+
+    def _validate(self, document: DocumentNode) -> list[GraphQLError]:
+        """The cost limits first (a cheap pass), then the standard rules."""
+        try:
+            return validate(self.schema, document, self._limit_rules) or validate(
+                self.schema, document, self._rules
+            )
+        except RecursionError:
+            return [too_deeply_nested()]
+
+    def run(
+        self, token: str | None, request: GraphQLRequest, deadline: RequestDeadline | None = None
+    ) -> GraphQLResponse:
         """Answer one request: 401 without a valid token, 400 for a request that cannot run.
 
         The token is checked first, in its own short transaction, so an unauthenticated caller
@@ -137,17 +178,15 @@ class GraphQLExecutor:
         document = self._document(request.query)
         if isinstance(document, GraphQLResponse):
             return document
-        with read_snapshot(self.engine) as conn:
-            result = execute(
-                self.schema,
-                document,
-                variable_values=request.variables,
-                operation_name=request.operation_name,
-                context_value=RequestContext.open(conn, viewer),
-                is_awaitable=_never_awaitable,
-            )
-        # Every resolver is synchronous, so execution never returns an awaitable.
-        assert isinstance(result, ExecutionResult)
+        over_limit = check_arguments(
+            document, request.operation_name, request.variables, self.limits
+        )
+        if over_limit is not None:
+            return _request_error([over_limit], over_limit.code)
+        deadline = deadline or RequestDeadline(self.limits.request_seconds)
+        result = self._execute(document, request, viewer, deadline)
+        if isinstance(result, GraphQLResponse):
+            return result
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             # The request itself was wrong (bad variables, unknown operation): nothing ran.
             return _request_error(result.errors, "BAD_USER_INPUT")
@@ -166,6 +205,52 @@ class GraphQLExecutor:
         refused = self.rate_limiter.check(viewer.token_id)
         return None if refused is None else rate_limited(refused)
 
+    def _execute(
+        self,
+        document: DocumentNode,
+        request: GraphQLRequest,
+        viewer: Viewer,
+        deadline: RequestDeadline,
+    ) -> ExecutionResult | GraphQLResponse:
+        """Execute on one snapshot, stopped by the deadline in Python and in the database."""
+        try:
+            with (
+                read_snapshot(self.engine) as conn,
+                statement_deadline(conn, deadline.remaining(), deadline.stopped),
+                deadline.on_cancel(lambda: interrupt_statement(conn)),
+            ):
+                result = execute(
+                    self.schema,
+                    document,
+                    variable_values=request.variables,
+                    operation_name=request.operation_name,
+                    context_value=RequestContext.open(conn, viewer),
+                    is_awaitable=_never_awaitable,
+                    executor_class=DeadlineExecutor,
+                    deadline=deadline,
+                )
+        except ExecutionStopped:
+            return _stopped(deadline)
+        except RecursionError:
+            return _request_error([too_deeply_nested()], "QUERY_TOO_DEEP")
+        # Every resolver is synchronous, so execution never returns an awaitable.
+        assert isinstance(result, ExecutionResult)
+        if result.errors and deadline.stopped():
+            # A statement was interrupted at the deadline: its errors are not the answer.
+            return _stopped(deadline)
+        return result
+
+
+def _stopped(deadline: RequestDeadline) -> GraphQLResponse:
+    """The answer to a request stopped by its deadline (503) or by its client leaving."""
+    if deadline.cancelled:
+        log.info("request cancelled: the client disconnected")
+        return GraphQLResponse(
+            503, error_body("The client disconnected; the request was stopped", "CANCELLED")
+        )
+    log.warning("request stopped after %g s", deadline.seconds)
+    return GraphQLResponse(503, error_body(deadline.timeout_message(), "TIMEOUT"))
+
 
 def _never_awaitable(_value: Any) -> TypeGuard[Awaitable[Any]]:
     """Every resolver is synchronous: skip graphql-core's per-value awaitable check."""
@@ -176,6 +261,6 @@ def _request_error(errors: list[GraphQLError], code: str) -> GraphQLResponse:
     formatted = []
     for error in errors:
         entry = _format_error(error)
-        entry.setdefault("extensions", {})["code"] = code
+        entry.setdefault("extensions", {}).setdefault("code", code)
         formatted.append(entry)
     return GraphQLResponse(400, {"errors": formatted})

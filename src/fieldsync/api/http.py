@@ -7,11 +7,14 @@ public endpoint needs (401, 400, 413; never a traceback).
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -21,8 +24,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse, error_body
+from fieldsync.api.limits import RequestDeadline, response_too_large
 from fieldsync.api.schema import build_fieldsync_schema
-from fieldsync.config import Settings
+from fieldsync.config import Settings, SettingsError
 from fieldsync.ratelimit import rate_limiter_for
 from fieldsync.storage.database import make_engine
 from fieldsync.tokens import TokenUseRecorder
@@ -32,6 +36,8 @@ GRAPHIQL_HTML = Path(__file__).with_name("graphiql.html").read_text(encoding="ut
 # GraphiQL's scripts and styles, shipped in the package (the page works without internet).
 GRAPHIQL_STATIC_DIR = Path(__file__).with_name("static")
 GRAPHIQL_STATIC_PATH = "/graphql/static"
+_DISCONNECT_POLL_SECONDS = 0.2
+"""How often a running request checks whether its client is still there."""
 
 
 class _BadRequest(Exception):
@@ -41,12 +47,51 @@ class _BadRequest(Exception):
         self.code = code
 
 
-def _json(response: GraphQLResponse) -> JSONResponse:
-    return JSONResponse(response.body, status_code=response.status, headers=response.headers)
+class ORJSONResponse(JSONResponse):
+    """JSON encoded by orjson: fast, and a clear error instead of invalid UTF-8 output."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _error(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse(error_body(message, code), status_code=status)
+    return ORJSONResponse(error_body(message, code), status_code=status)
+
+
+def _bounded_json(response: GraphQLResponse, max_bytes: int) -> Response:
+    """The answer encoded, or a RESPONSE_TOO_LARGE error (400) when it exceeds `max_bytes`."""
+    try:
+        content = orjson.dumps(response.body)
+    except orjson.JSONEncodeError:
+        log.exception("cannot encode the answer")
+        return _error(500, "Internal server error", "INTERNAL_SERVER_ERROR")
+    if len(content) > max_bytes:
+        error = response_too_large(len(content), max_bytes)
+        return _error(400, error.message, error.code)
+    return Response(
+        content, response.status, headers=response.headers, media_type="application/json"
+    )
+
+
+def _parse_json(data: bytes | str, what: str) -> Any:
+    """JSON by orjson, which refuses nesting over 1024 levels and lone surrogates."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc).split(":", 1)[0]
+        raise _BadRequest(400, f"{what} is not valid JSON: {reason}", "BAD_REQUEST") from None
+
+
+async def _run_until_disconnected(
+    request: Request, deadline: RequestDeadline, work: Callable[[], Response]
+) -> Response:
+    """Run `work` in a worker thread; cancel it (through `deadline`) if the client leaves."""
+    task = asyncio.ensure_future(run_in_threadpool(work))
+    while not task.done():
+        await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
+        if not task.done() and not deadline.cancelled and await request.is_disconnected():
+            deadline.cancel()
+    return task.result()
 
 
 def bearer_token(request: Request) -> str | None:
@@ -88,10 +133,7 @@ def _graphql_request(payload: Any) -> GraphQLRequest:
         raise _BadRequest(400, "Missing 'query': a GraphQL document as a string", "BAD_REQUEST")
     variables = payload.get("variables")
     if isinstance(variables, str) and variables.strip():
-        try:
-            variables = json.loads(variables)
-        except json.JSONDecodeError:
-            raise _BadRequest(400, "'variables' is not valid JSON", "BAD_REQUEST") from None
+        variables = _parse_json(variables, "'variables'")
     if variables in ("", None):
         variables = None
     elif not isinstance(variables, dict):
@@ -99,20 +141,45 @@ def _graphql_request(payload: Any) -> GraphQLRequest:
     operation_name = payload.get("operationName") or None
     if operation_name is not None and not isinstance(operation_name, str):
         raise _BadRequest(400, "'operationName' must be a string", "BAD_REQUEST")
+    _refuse_surrogates(query, operation_name)
     return GraphQLRequest(query=query, variables=variables, operation_name=operation_name)
 
 
+def _refuse_surrogates(*texts: str | None) -> None:
+    """Refuse text no UTF-8 can hold (a lone surrogate), e.g. from a GET parameter."""
+    for value in texts:
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _BadRequest(
+                400,
+                "The request contains a lone surrogate: text must be valid Unicode",
+                "BAD_REQUEST",
+            ) from None
+
+
 def create_app(engine: Engine, settings: Settings) -> Starlette:
+    limits = settings.limits()
     executor = GraphQLExecutor(
         build_fieldsync_schema(),
         engine,
+        limits,
+        introspection=settings.introspection,
         rate_limiter=rate_limiter_for(engine, settings.rate_limit),
         token_uses=TokenUseRecorder(engine),
     )
 
     async def run(request: Request, graphql_request: GraphQLRequest) -> Response:
-        response = await run_in_threadpool(executor.run, bearer_token(request), graphql_request)
-        return _json(response)
+        deadline = RequestDeadline(limits.request_seconds)
+        token = bearer_token(request)
+
+        def work() -> Response:
+            response = executor.run(token, graphql_request, deadline)
+            return _bounded_json(response, limits.max_response_bytes)
+
+        return await _run_until_disconnected(request, deadline, work)
 
     async def graphql_get(request: Request) -> Response:
         params = request.query_params
@@ -133,11 +200,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             if "application/graphql" in content_type:
                 graphql_request = GraphQLRequest(query=body.decode("utf-8"))
             else:
-                try:
-                    payload = json.loads(body)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise _BadRequest(400, "The body is not valid JSON", "BAD_REQUEST") from None
-                graphql_request = _graphql_request(payload)
+                graphql_request = _graphql_request(_parse_json(body, "The body"))
         except _BadRequest as exc:
             return _error(exc.status, str(exc), exc.code)
         except UnicodeDecodeError:
@@ -173,5 +236,9 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """The app factory worker processes import: settings come from FIELDSYNC_* variables."""
-    settings = Settings.from_environment()
+    try:
+        settings = Settings.from_environment()
+    except SettingsError as exc:
+        print(f"fieldsync: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     return create_app(make_engine(settings.database_url), settings)

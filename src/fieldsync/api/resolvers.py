@@ -8,7 +8,7 @@ for more than the id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from functools import cached_property
 from typing import Any
@@ -29,6 +29,7 @@ from fieldsync.sync.engine import SyncPage, load_representations
 from fieldsync.sync.scopes import readable_object
 
 MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100  # PaginationInput.page_size
 GraphQLResolveInfo = _ResolveInfo[RequestContext]
 Resolver = Callable[..., Any]
 
@@ -184,13 +185,21 @@ def _lookup(code: TypeCode) -> Resolver:
 # -- collections ---------------------------------------------------------------------------
 
 
-def _pagination(pagination: dict[str, int] | None) -> tuple[int, int]:
-    page = (pagination or {}).get("page", 1) or 1
-    page_size = (pagination or {}).get("page_size", 100) or 100
+def _pagination(pagination: Mapping[str, int | None] | None) -> tuple[int, int]:
+    """Page and page size, each checked; left out (or null) means the schema's default."""
+    values = pagination or {}
+    page = values.get("page")
+    page_size = values.get("page_size")
+    page = 1 if page is None else page
+    page_size = DEFAULT_PAGE_SIZE if page_size is None else page_size
     if page < 1:
-        raise InvalidArgumentError("pagination.page starts at 1")
+        raise InvalidArgumentError(
+            f"pagination.page must be 1 or more (pages start at 1), not {page}"
+        )
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidArgumentError(f"pagination.page_size must be between 1 and {MAX_PAGE_SIZE}")
+        raise InvalidArgumentError(
+            f"pagination.page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}"
+        )
     return page, page_size
 
 

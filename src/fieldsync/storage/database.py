@@ -238,6 +238,44 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
                 yield conn
 
 
+# SQLite calls the progress handler every this many virtual machine instructions (~1 ms).
+_PROGRESS_INSTRUCTIONS = 20_000
+
+
+@contextmanager
+def statement_deadline(
+    conn: Connection, seconds: float, stopped: Callable[[], bool]
+) -> Iterator[None]:
+    """Stop SQL that runs past a request's deadline, inside a `read_snapshot`.
+
+    PostgreSQL: `SET LOCAL statement_timeout` (for this transaction only). SQLite: a progress
+    handler on the driver connection that interrupts the statement once `stopped()` is true;
+    removed again before the pooled connection serves anyone else.
+    """
+    if not is_sqlite(conn):
+        milliseconds = max(1, int(seconds * 1000))
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        yield
+        return
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    dbapi_connection.set_progress_handler(lambda: 1 if stopped() else 0, _PROGRESS_INSTRUCTIONS)
+    try:
+        yield
+    finally:
+        dbapi_connection.set_progress_handler(None, 0)
+
+
+def interrupt_statement(conn: Connection) -> None:
+    """Stop the statement a connection is running now (safe from another thread)."""
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if dbapi_connection is None:
+        return
+    if is_sqlite(conn):
+        dbapi_connection.interrupt()
+    else:
+        dbapi_connection.cancel_safe()
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction that commits on success and rolls back on any error.

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 
 from fieldsync.access import descendant_organization_ids
 from fieldsync.errors import NotFoundError
@@ -18,6 +19,7 @@ from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage import tables as t
+from fieldsync.storage.sql import chunks
 from fieldsync.sync.engine import Scope, SyncError
 
 
@@ -32,65 +34,74 @@ class Located:
 def locate_many(
     conn: Connection, code: TypeCode, sentera_ids: Collection[str]
 ) -> dict[str, Located]:
-    """Live objects by sentera_id, each with the organization it hangs below."""
-    o, f, s, m, fs, lg = (
-        t.organizations,
-        t.fields,
-        t.surveys,
-        t.mosaics,
-        t.feature_sets,
-        t.logos,
-    )
+    """Live objects by sentera_id, each with the organization it hangs below.
+
+    Any number of ids: they are looked up in chunks within every backend's parameter limit.
+    """
     wanted = sorted(set(sentera_ids))
-    if not wanted:
-        return {}
+    found: dict[str, Located] = {}
+    for part in chunks(wanted):
+        if code is TypeCode.FEATURE_SET:
+            found.update(_locate_feature_sets(conn, part))
+            continue
+        query = _locate_query(code, part)
+        if query is None:
+            return {}
+        found.update((row.sentera_id, Located(row.id, row.org)) for row in conn.execute(query))
+    return found
+
+
+def _locate_query(code: TypeCode, wanted: Sequence[str]) -> Select[Any] | None:
+    """The query of sentera_id, id and organization ("org") of live objects of one type."""
+    o, f, s, m, lg = t.organizations, t.fields, t.surveys, t.mosaics, t.logos
     if code is TypeCode.ORGANIZATION:
-        query = select(o.c.sentera_id, o.c.id, o.c.id.label("org")).where(
+        return select(o.c.sentera_id, o.c.id, o.c.id.label("org")).where(
             o.c.sentera_id.in_(wanted), o.c.deleted_at.is_(None)
         )
-    elif code is TypeCode.FIELD:
-        query = select(f.c.sentera_id, f.c.id, f.c.organization_id.label("org")).where(
+    if code is TypeCode.FIELD:
+        return select(f.c.sentera_id, f.c.id, f.c.organization_id.label("org")).where(
             f.c.sentera_id.in_(wanted), f.c.deleted_at.is_(None)
         )
-    elif code is TypeCode.SURVEY:
-        query = (
+    if code is TypeCode.SURVEY:
+        return (
             select(s.c.sentera_id, s.c.id, f.c.organization_id.label("org"))
             .join(f, f.c.id == s.c.field_id)
             .where(s.c.sentera_id.in_(wanted), s.c.deleted_at.is_(None))
         )
-    elif code is TypeCode.MOSAIC:
-        query = (
+    if code is TypeCode.MOSAIC:
+        return (
             select(m.c.sentera_id, m.c.id, f.c.organization_id.label("org"))
             .join(s, s.c.id == m.c.survey_id)
             .join(f, f.c.id == s.c.field_id)
             .where(m.c.sentera_id.in_(wanted), m.c.deleted_at.is_(None))
         )
-    elif code is TypeCode.LOGO:
-        query = select(lg.c.sentera_id, lg.c.id, lg.c.organization_id.label("org")).where(
+    if code is TypeCode.LOGO:
+        return select(lg.c.sentera_id, lg.c.id, lg.c.organization_id.label("org")).where(
             lg.c.sentera_id.in_(wanted), lg.c.deleted_at.is_(None)
         )
-    elif code is TypeCode.FEATURE_SET:
-        # A feature set hangs below its owner (a survey, a field or an organization).
-        rows = conn.execute(
-            select(fs.c.sentera_id, fs.c.id, fs.c.scope_type, fs.c.scope_id).where(
-                fs.c.sentera_id.in_(wanted), fs.c.deleted_at.is_(None)
-            )
-        ).all()
-        owners = owner_sentera_ids(conn, ((row.scope_type, row.scope_id) for row in rows))
-        found: dict[str, Located] = {}
-        for owner_type in {row.scope_type for row in rows}:
-            of_type = [row for row in rows if row.scope_type == owner_type]
-            located = locate_many(
-                conn, OWNER_CODES[owner_type], [owners[(owner_type, r.scope_id)] for r in of_type]
-            )
-            for row in of_type:
-                owner = located.get(owners[(owner_type, row.scope_id)])
-                if owner is not None:
-                    found[row.sentera_id] = Located(row.id, owner.organization_id)
-        return found
-    else:
-        return {}
-    return {row.sentera_id: Located(row.id, row.org) for row in conn.execute(query)}
+    return None
+
+
+def _locate_feature_sets(conn: Connection, wanted: Sequence[str]) -> dict[str, Located]:
+    """A feature set hangs below its owner (a survey, a field or an organization)."""
+    fs = t.feature_sets
+    rows = conn.execute(
+        select(fs.c.sentera_id, fs.c.id, fs.c.scope_type, fs.c.scope_id).where(
+            fs.c.sentera_id.in_(wanted), fs.c.deleted_at.is_(None)
+        )
+    ).all()
+    owners = owner_sentera_ids(conn, ((row.scope_type, row.scope_id) for row in rows))
+    found: dict[str, Located] = {}
+    for owner_type in {row.scope_type for row in rows}:
+        of_type = [row for row in rows if row.scope_type == owner_type]
+        located = locate_many(
+            conn, OWNER_CODES[owner_type], [owners[(owner_type, r.scope_id)] for r in of_type]
+        )
+        for row in of_type:
+            owner = located.get(owners[(owner_type, row.scope_id)])
+            if owner is not None:
+                found[row.sentera_id] = Located(row.id, owner.organization_id)
+    return found
 
 
 def readable_objects(
