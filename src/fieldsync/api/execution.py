@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from fieldsync.api.context import RequestContext
 from fieldsync.errors import FieldSyncError
-from fieldsync.storage.database import read_snapshot
+from fieldsync.storage.database import is_database_unavailable, read_snapshot
 from fieldsync.tokens import authenticate
 
 log = logging.getLogger("fieldsync.api")
@@ -63,6 +63,8 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
     formatted = error.formatted
     if original is None or isinstance(original, GraphQLError):
         return dict(formatted)
+    if is_database_unavailable(original):
+        raise original  # the whole request is answered 503 (api/admission.py)
     if isinstance(original, FieldSyncError):
         formatted["message"] = str(original)
         formatted["extensions"] = {"code": original.code}

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from fieldsync.api.admission import Admission, AdmissionLimits
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse, error_body
 from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.config import Settings
+from fieldsync.observability import (
+    RequestObservation,
+    configure_logging,
+    health_routes,
+    observe_graphql,
+    watch_database,
+)
 from fieldsync.storage.database import make_engine
 
 log = logging.getLogger("fieldsync.http")
@@ -96,17 +104,38 @@ def _graphql_request(payload: Any) -> GraphQLRequest:
     return GraphQLRequest(query=query, variables=variables, operation_name=operation_name)
 
 
-def create_app(engine: Engine, settings: Settings) -> Starlette:
+def _admission(engine: Engine, settings: Settings) -> Admission:
+    limits = AdmissionLimits(
+        max_concurrent=settings.max_concurrent_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout=settings.queue_timeout,
+        retry_after=settings.retry_after,
+    )
+    return Admission(limits, watch_database(engine))
+
+
+def create_app(engine: Engine, settings: Settings, *, bound_shutdown: bool = False) -> Starlette:
+    """The app; `bound_shutdown` (for `serve`) exits a process whose requests outlive the
+    graceful shutdown timeout."""
     executor = GraphQLExecutor(build_fieldsync_schema(), engine)
+    admission = _admission(engine, settings)
 
     async def run(request: Request, graphql_request: GraphQLRequest) -> Response:
-        response = await run_in_threadpool(executor.run, bearer_token(request), graphql_request)
+        token = bearer_token(request)
+        response = await admission.run(partial(executor.run, token, graphql_request))
+        observe_graphql(
+            request,
+            graphql_request.query,
+            graphql_request.operation_name,
+            response.status,
+            response.body,
+        )
         return _json(response)
 
     async def graphql_get(request: Request) -> Response:
         params = request.query_params
         if "query" not in params:
-            if "text/html" in request.headers.get("accept", ""):
+            if settings.graphiql and "text/html" in request.headers.get("accept", ""):
                 return HTMLResponse(GRAPHIQL_HTML)
             return _error(400, "Missing 'query' parameter", "BAD_REQUEST")
         try:
@@ -133,33 +162,29 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             return _error(400, "The body is not UTF-8", "BAD_REQUEST")
         return await run(request, graphql_request)
 
-    async def healthz(_request: Request) -> Response:
-        def ping() -> None:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception:
-            log.exception("health check failed")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
     async def server_error(_request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
         return _error(500, "Internal server error", "INTERNAL_SERVER_ERROR")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/graphql", graphql_get, methods=["GET"]),
             Route("/graphql", graphql_post, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *health_routes(engine, admission.outage),
         ],
         exception_handlers={Exception: server_error},
     )
+    app.add_middleware(
+        RequestObservation,
+        executing=lambda: admission.executing,
+        bound_shutdown=bound_shutdown,
+    )
+    return app
 
 
 def app_from_environment() -> Starlette:
     """The app factory worker processes import: settings come from FIELDSYNC_* variables."""
     settings = Settings.from_environment()
-    return create_app(make_engine(settings.database_url), settings)
+    configure_logging(settings.log_level, settings.log_format)
+    engine = make_engine(settings.database_url, pool_timeout=settings.pool_timeout)
+    return create_app(engine, settings, bound_shutdown=True)
