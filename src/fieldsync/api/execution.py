@@ -23,7 +23,11 @@ from sqlalchemy import Engine
 
 from fieldsync.api.context import RequestContext
 from fieldsync.errors import FieldSyncError
-from fieldsync.storage.database import is_database_unavailable, read_snapshot
+from fieldsync.storage.database import (
+    is_database_unavailable,
+    is_pool_timeout,
+    read_snapshot,
+)
 from fieldsync.tokens import authenticate
 
 log = logging.getLogger("fieldsync.api")
@@ -63,8 +67,6 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
     formatted = error.formatted
     if original is None or isinstance(original, GraphQLError):
         return dict(formatted)
-    if is_database_unavailable(original):
-        raise original  # the whole request is answered 503 (api/admission.py)
     if isinstance(original, FieldSyncError):
         formatted["message"] = str(original)
         formatted["extensions"] = {"code": original.code}
@@ -129,6 +131,7 @@ class GraphQLExecutor:
                 context_value=RequestContext.open(conn, viewer),
                 is_awaitable=_never_awaitable,
             )
+            _raise_database_errors(result)
         # Every resolver is synchronous, so execution never returns an awaitable.
         assert isinstance(result, ExecutionResult)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
@@ -139,6 +142,17 @@ class GraphQLExecutor:
             body["errors"] = [_format_error(error) for error in result.errors]
         body["data"] = result.data
         return GraphQLResponse(200, body)
+
+
+def _raise_database_errors(result: Any) -> None:
+    """A database that could not be used fails the whole request (503, in api/admission.py),
+    raised inside the snapshot so the lost connection is rolled back, not committed."""
+    for error in getattr(result, "errors", None) or ():
+        original = error.original_error
+        if original is not None and (
+            is_database_unavailable(original) or is_pool_timeout(original)
+        ):
+            raise original
 
 
 def _never_awaitable(_value: Any) -> TypeGuard[Awaitable[Any]]:
