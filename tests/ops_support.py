@@ -120,16 +120,18 @@ def wait_for_lock_waiters(database_url: str, count: int, timeout: float = 20) ->
 class ServeProcess:
     """`fieldsync serve` in a subprocess, its standard error kept in a file."""
 
-    def __init__(self, tmp_path: Path, database_url: str, *options: str) -> None:
+    def __init__(
+        self, tmp_path: Path, database_url: str, *options: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.stderr_path = tmp_path / f"serve-{self.port}.log"
-        env = {**os.environ, "FIELDSYNC_DATABASE_URL": database_url}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        environment = {**os.environ, "FIELDSYNC_DATABASE_URL": database_url, **(env or {})}
+        environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "fieldsync", "serve", "--port", str(self.port), *options],
-                env=env,
+                env=environment,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 cwd=tmp_path,

@@ -232,7 +232,7 @@ def run_server(engine: Engine, settings: Settings) -> None:
     if settings.workers == 1:
         from fieldsync.api.http import create_app
 
-        uvicorn.run(create_app(engine, settings, bound_shutdown=True), **address, **options)
+        uvicorn.run(create_app(engine, settings), **address, **options)
         return
     engine.dispose()
     os.environ.update(settings.to_environment())

@@ -15,6 +15,7 @@ readiness, database outage episodes, and the bound on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,7 +64,13 @@ _LEADING_OPERATION = re.compile(r"(?:[\s,]|#[^\n]*)*(?:query|mutation|subscripti
 MAX_OPERATION_LABELS = 100
 _PARSED_QUERY_CHARS = 20_000
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-_SHUTDOWN_GRACE_SECONDS = 1.0
+SHUTTING_DOWN = "SHUTTING_DOWN"
+INTERNAL_ERROR = "INTERNAL_SERVER_ERROR"
+_MESSAGES = {
+    SHUTTING_DOWN: "The server shut down before the request finished: retry after the number "
+    "of seconds in Retry-After",
+    INTERNAL_ERROR: "Internal server error",
+}
 
 request_log = logging.getLogger("fieldsync.request")
 database_log = logging.getLogger("fieldsync.database")
@@ -503,14 +510,12 @@ def _log(record: RequestRecord, seconds: float) -> None:
 
 class RequestObservation:
     """ASGI middleware: request id, one log line and the metrics of every HTTP request; error
-    bodies (status 400 and above) get the request id; a bounded end at shutdown."""
+    bodies (status 400 and above) get the request id; a request cancelled at the end of the
+    graceful shutdown is answered 503."""
 
-    def __init__(
-        self, app: ASGIApp, executing: Callable[[], int], bound_shutdown: bool = False
-    ) -> None:
+    def __init__(self, app: ASGIApp, retry_after: int) -> None:
         self.app = app
-        self.executing = executing
-        self.bound_shutdown = bound_shutdown
+        self.retry_after = retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -547,14 +552,20 @@ class RequestObservation:
 
         try:
             await self.app(scope, receive, send_observed)
+        except asyncio.CancelledError:
+            # Still running when the graceful shutdown timeout ran out.
+            record.status = 503
+            record.error_codes.append(SHUTTING_DOWN)
+            if not response_started:
+                await self._send_error(record, send, 503, SHUTTING_DOWN)
         except Exception:
             record.status = 500
-            record.error_codes.append("INTERNAL_SERVER_ERROR")
+            record.error_codes.append(INTERNAL_ERROR)
             server_log.exception(
                 "unhandled error", extra={"fields": {"request_id": record.request_id}}
             )
             if not response_started:
-                await self._send_internal_error(record, send)
+                await self._send_error(record, send, 500, INTERNAL_ERROR)
         finally:
             seconds = time.perf_counter() - started
             _count(record, seconds)
@@ -575,59 +586,26 @@ class RequestObservation:
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _send_internal_error(self, record: RequestRecord, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": "Internal server error",
-                        "extensions": {
-                            "code": "INTERNAL_SERVER_ERROR",
-                            "request_id": record.request_id,
-                        },
-                    }
-                ]
-            },
-            status_code=500,
-            headers={"X-Request-ID": record.request_id},
+    async def _send_error(self, record: RequestRecord, send: Send, status: int, code: str) -> None:
+        headers = {"X-Request-ID": record.request_id}
+        if status == 503:
+            headers["Retry-After"] = str(self.retry_after)
+        extensions = {"code": code, "request_id": record.request_id}
+        body = {"errors": [{"message": _MESSAGES[code], "extensions": extensions}]}
+        response = JSONResponse(body, status_code=status, headers=headers)
+        await send(
+            {"type": "http.response.start", "status": status, "headers": response.raw_headers}
         )
-        await send({"type": "http.response.start", "status": 500, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 
     def _watch_lifespan(self, receive: Receive) -> Receive:
         async def watched() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                self._on_shutdown()
+            if message["type"] == "lifespan.shutdown" and MULTIPROC_ENV in os.environ:
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
             return message
 
         return watched
-
-    def _on_shutdown(self) -> None:
-        if MULTIPROC_ENV in os.environ:
-            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-        if self.bound_shutdown and self.executing() > 0:
-            bound_exit(self.executing)
-
-
-def bound_exit(executing: Callable[[], int]) -> None:
-    """After the graceful timeout, requests still running in threads (which cannot be
-    cancelled) would keep the process alive: give them a moment, then exit anyway."""
-
-    def exit_if_stuck() -> None:
-        time.sleep(_SHUTDOWN_GRACE_SECONDS)
-        remaining = executing()
-        if remaining > 0:
-            server_log.warning(
-                "shutdown: %d request(s) still running after the graceful timeout; exiting",
-                remaining,
-                extra={"fields": {"event": "shutdown_forced", "requests": remaining}},
-            )
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            os._exit(0)
-
-    threading.Thread(target=exit_if_stuck, name="fieldsync-shutdown", daemon=True).start()
 
 
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -114,9 +114,7 @@ def _admission(engine: Engine, settings: Settings) -> Admission:
     return Admission(limits, watch_database(engine))
 
 
-def create_app(engine: Engine, settings: Settings, *, bound_shutdown: bool = False) -> Starlette:
-    """The app; `bound_shutdown` (for `serve`) exits a process whose requests outlive the
-    graceful shutdown timeout."""
+def create_app(engine: Engine, settings: Settings) -> Starlette:
     executor = GraphQLExecutor(build_fieldsync_schema(), engine)
     admission = _admission(engine, settings)
 
@@ -174,11 +172,7 @@ def create_app(engine: Engine, settings: Settings, *, bound_shutdown: bool = Fal
         ],
         exception_handlers={Exception: server_error},
     )
-    app.add_middleware(
-        RequestObservation,
-        executing=lambda: admission.executing,
-        bound_shutdown=bound_shutdown,
-    )
+    app.add_middleware(RequestObservation, retry_after=settings.retry_after)
     return app
 
 
@@ -187,4 +181,4 @@ def app_from_environment() -> Starlette:
     settings = Settings.from_environment()
     configure_logging(settings.log_level, settings.log_format)
     engine = make_engine(settings.database_url, pool_timeout=settings.pool_timeout)
-    return create_app(engine, settings, bound_shutdown=True)
+    return create_app(engine, settings)
