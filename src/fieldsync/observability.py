@@ -356,6 +356,7 @@ class RequestRecord:
     request_id: str
     method: str
     path: str
+    client: str | None = None
     operation: str | None = None
     operation_label: str | None = None
     status: int = 500
@@ -367,6 +368,7 @@ class RequestRecord:
             "request_id": self.request_id,
             "method": self.method,
             "path": self.path,
+            "client": self.client,
             "status": self.status,
             "duration_ms": round(seconds * 1000, 1),
         }
@@ -524,7 +526,10 @@ class RequestObservation:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = RequestRecord(request_id_from(scope), scope["method"], scope["path"])
+        client = scope.get("client")
+        record = RequestRecord(
+            request_id_from(scope), scope["method"], scope["path"], client[0] if client else None
+        )
         scope.setdefault("state", {})["fieldsync_request"] = record
         started = time.perf_counter()
         response_started = False
