@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -104,6 +105,12 @@ def test_beyond_the_queue_requests_get_503_at_once(pg_demo: tuple[str, Engine, s
     assert after.status_code == 200
 
 
+def gauge(metrics_text: str, name: str) -> float:
+    match = re.search(rf"^fieldsync_db_pool_{name} (\S+)$", metrics_text, re.MULTILINE)
+    assert match is not None, metrics_text
+    return float(match.group(1))
+
+
 def test_a_busy_connection_pool_gets_503_not_500(pg_demo: tuple[str, Engine, str]) -> None:
     """More executing requests than pooled connections: the wait for one is short and ends in
     503 SERVER_OVERLOADED."""
@@ -115,11 +122,15 @@ def test_a_busy_connection_pool_gets_503_not_500(pg_demo: tuple[str, Engine, str
                 futures = [pool.submit(timed, lambda: server.post(ME, token)) for _ in range(4)]
                 wait_for_lock_waiters(url, 2)
                 time.sleep(1.0)
+                busy = server.http.get(server.base + "/metrics").text
             results = [future.result() for future in futures]
+            idle = server.http.get(server.base + "/metrics").text
     finally:
         small.dispose()
     statuses = sorted(response.status_code for _seconds, response in results)
     assert statuses == [200, 200, 503, 503]
+    assert (gauge(busy, "checked_out"), gauge(busy, "size")) == (2, 2)
+    assert gauge(idle, "checked_out") == 0
     for seconds, response in results:
         if response.status_code == 503:
             assert_unavailable(response, "SERVER_OVERLOADED")

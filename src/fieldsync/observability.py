@@ -204,13 +204,15 @@ class OperationLabels:
 OPERATION_LABELS = OperationLabels()
 
 
-def record_pool(engine: Engine) -> None:
-    """Set the pool gauges from the pool itself (exact, even after connections were lost)."""
+def record_pool(engine: Engine, returning: int = 0) -> None:
+    """Set the pool gauges from the pool's own count (`returning`: connections being handed
+    back right now, still counted by the pool)."""
     pool = engine.pool
     checked_out = getattr(pool, "checkedout", None)
     size = getattr(pool, "size", None)
     overflow = getattr(pool, "_max_overflow", 0)
-    POOL_CHECKED_OUT.set(checked_out() if callable(checked_out) else 0)
+    in_use = checked_out() - returning if callable(checked_out) else 0
+    POOL_CHECKED_OUT.set(max(in_use, 0))
     POOL_SIZE.set(size() + max(overflow, 0) if callable(size) else 0)
 
 
@@ -291,13 +293,20 @@ class OutageEpisodes:
 
 
 def watch_database(engine: Engine) -> OutageEpisodes:
-    """Outage episodes of one engine: any successful pool checkout ends an episode."""
+    """Outage episodes of one engine (any successful pool checkout ends an episode), and its
+    pool gauges kept current as connections are taken and handed back."""
     episodes = OutageEpisodes()
 
     def on_checkout(*_args: Any) -> None:
         episodes.recovered()
+        record_pool(engine)
+
+    def on_checkin(*_args: Any) -> None:
+        record_pool(engine, returning=1)
 
     event.listen(engine.pool, "checkout", on_checkout)
+    event.listen(engine.pool, "checkin", on_checkin)
+    record_pool(engine)
     return episodes
 
 
