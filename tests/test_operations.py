@@ -135,12 +135,18 @@ def test_serve_logs_text_when_asked(tmp_path: Path, sqlite_demo: tuple[str, Demo
     try:
         headers = {"Authorization": f"Bearer {info.token}", "X-Request-ID": "me-1"}
         httpx.post(server.base + "/graphql", json={"query": ME}, headers=headers, timeout=30)
+        odd_name = json.dumps({"query": ME, "operationName": "M\u00e9\ud800"})  # ASCII escapes
+        json_headers = {**headers, "Content-Type": "application/json"}
+        httpx.post(server.base + "/graphql", content=odd_name, headers=json_headers, timeout=30)
     finally:
         server.stop()
-    line = next(line for line in server.stderr().splitlines() if "fieldsync.request" in line)
-    assert "INFO fieldsync.request: POST /graphql 200 Me" in line
-    assert "request_id=me-1" in line and "status=200" in line
-    assert not line.startswith("{")
+    text = server.stderr()
+    lines = [line for line in text.splitlines() if "fieldsync.request" in line]
+    assert "INFO fieldsync.request: POST /graphql 200 Me" in lines[0]
+    assert "request_id=me-1" in lines[0] and "status=200" in lines[0]
+    assert not lines[0].startswith("{")
+    assert "operation=M\\xe9\\ud800" in lines[1]  # escaped, not a logging error
+    assert "Logging error" not in text
 
 
 # --- metrics ----------------------------------------------------------------------------------

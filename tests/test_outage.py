@@ -163,7 +163,7 @@ def test_many_concurrent_heavy_requests_get_quick_503s(engine: Engine, database_
             assert response.status_code == 200, response.text
             assert len(response.json()["data"]["sync_images"]["upserted"]) == 312
     assert by_status.keys() == {200, 503}, by_status.keys()
-    assert max(by_status[503]) < 2.0, max(by_status[503])
+    assert max(by_status[503]) < 5.0, max(by_status[503])  # not a 30 s pool timeout
 
 
 class Pounder:

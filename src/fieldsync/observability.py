@@ -427,9 +427,14 @@ def _root_fields(query: str, operation_name: str | None) -> tuple[str | None, di
     return None, {}
 
 
+def printable(value: str, limit: int = 200) -> str:
+    """A client-chosen string made safe for any log line: ASCII, escapes for the rest, bounded."""
+    return value[:limit].encode("ascii", "backslashreplace").decode("ascii")
+
+
 def operation_name_of(query: str, operation_name: str | None) -> str | None:
     if operation_name is not None:
-        return operation_name[:64]
+        return printable(operation_name, 64)
     if len(query) <= _PARSED_QUERY_CHARS:
         return _root_fields(query, None)[0]
     match = _LEADING_OPERATION.match(query[:2000])
@@ -537,7 +542,10 @@ class RequestObservation:
             return
         client = scope.get("client")
         record = RequestRecord(
-            request_id_from(scope), scope["method"], scope["path"], client[0] if client else None
+            request_id_from(scope),
+            scope["method"],
+            printable(scope["path"]),
+            client[0] if client else None,
         )
         scope.setdefault("state", {})["fieldsync_request"] = record
         started = time.perf_counter()
