@@ -145,7 +145,7 @@ def test_serve_logs_text_when_asked(tmp_path: Path, sqlite_demo: tuple[str, Demo
     assert "INFO fieldsync.request: POST /graphql 200 Me" in lines[0]
     assert "request_id=me-1" in lines[0] and "status=200" in lines[0]
     assert not lines[0].startswith("{")
-    assert "operation=M\\xe9\\ud800" in lines[1]  # escaped, not a logging error
+    assert "operation=M\\xe9\\ud800" in lines[1]  # escaped ASCII
     assert "Logging error" not in text
 
 

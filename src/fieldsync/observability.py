@@ -60,7 +60,9 @@ REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _OPERATION_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 # The first operation's name, after whitespace, commas and comments, without a full parse.
-_LEADING_OPERATION = re.compile(r"(?:[\s,]|#[^\n]*)*(?:query|mutation|subscription)\s+(\w+)")
+_LEADING_OPERATION = re.compile(
+    r"(?:[\s,]|#[^\n]*)*(?:query|mutation|subscription)\s+(\w+)", re.ASCII
+)
 MAX_OPERATION_LABELS = 100
 _PARSED_QUERY_CHARS = 20_000
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
