@@ -129,10 +129,16 @@ def test_serve_logs_one_json_line_per_request(
     assert not [h for h in hashes if h in text]
 
 
-def test_serve_logs_text_when_asked(tmp_path: Path, sqlite_demo: tuple[str, DemoInfo]) -> None:
+def test_serve_logs_text_and_hides_graphiql_when_asked(
+    tmp_path: Path, sqlite_demo: tuple[str, DemoInfo]
+) -> None:
     url, info = sqlite_demo
-    server = ServeProcess(tmp_path, url, "--log-format", "text")
+    server = ServeProcess(tmp_path, url, "--log-format", "text", "--no-graphiql")
     try:
+        browser = {"Accept": "text/html,application/xhtml+xml"}
+        page = httpx.get(server.base + "/graphql", headers=browser, timeout=30)
+        assert page.status_code == 400
+        assert page.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
         headers = {"Authorization": f"Bearer {info.token}", "X-Request-ID": "me-1"}
         httpx.post(server.base + "/graphql", json={"query": ME}, headers=headers, timeout=30)
         odd_name = json.dumps({"query": ME, "operationName": "M\u00e9\ud800"})  # ASCII escapes
@@ -141,7 +147,7 @@ def test_serve_logs_text_when_asked(tmp_path: Path, sqlite_demo: tuple[str, Demo
     finally:
         server.stop()
     text = server.stderr()
-    lines = [line for line in text.splitlines() if "fieldsync.request" in line]
+    lines = [line for line in text.splitlines() if "fieldsync.request: POST" in line]
     assert "INFO fieldsync.request: POST /graphql 200 Me" in lines[0]
     assert "request_id=me-1" in lines[0] and "status=200" in lines[0]
     assert not lines[0].startswith("{")
