@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy import Engine
 
 from fieldsync.config import Settings
 from fieldsync.demo import DemoInfo, install_demo
-from fieldsync.observability import OperationLabels
+from fieldsync.observability import OperationLabels, sync_items_served
 from fieldsync.storage.database import make_engine
 from fieldsync.storage.migrate import upgrade
 from tests.ops_support import (
@@ -196,6 +197,28 @@ def test_operation_labels_are_bounded() -> None:
         "anonymous",
         "other",
     ]
+
+
+def test_sync_items_are_counted_by_field_name_not_alias() -> None:
+    """Aliases are chosen by clients: the `query` label is always a schema field (or other)."""
+    query = (
+        "query Two($s: ID!) { mine: sync_images(survey_sentera_id: $s, content_hashes: []) "
+        "{ upserted { sentera_id } deleted { sentera_id } } "
+        "sync_mosaics(survey_sentera_id: $s, content_hashes: []) { upserted { sentera_id } } }"
+    )
+    data: dict[str, Any] = {
+        "mine": {"upserted": [{}, {}], "deleted": [{}]},
+        "sync_mosaics": {"upserted": [{}], "deleted": []},
+    }
+    assert sync_items_served(query, None, data) == {
+        "sync_images": {"upserted": 2, "deleted": 1},
+        "sync_mosaics": {"upserted": 1, "deleted": 0},
+    }
+    huge = query + " " * 30_000  # too large to read again: only schema names are kept
+    assert sync_items_served(huge, None, data) == {
+        "other": {"upserted": 2, "deleted": 1},
+        "sync_mosaics": {"upserted": 1, "deleted": 0},
+    }
 
 
 def test_metrics_add_up_across_workers(

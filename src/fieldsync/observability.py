@@ -443,7 +443,17 @@ def operation_name_of(query: str, operation_name: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _sync_items(
+@lru_cache(maxsize=1)
+def sync_query_names() -> frozenset[str]:
+    """The schema's sync queries: the only values of the `query` label besides `other`."""
+    from fieldsync.api.schema import build_fieldsync_schema
+
+    query_type = build_fieldsync_schema().query_type
+    assert query_type is not None
+    return frozenset(name for name in query_type.fields if name.startswith("sync_"))
+
+
+def sync_items_served(
     query: str, operation_name: str | None, data: dict[str, Any]
 ) -> dict[str, dict[str, int]]:
     """Upserted and deleted counts of every sync query in the answer, by query name."""
@@ -457,7 +467,7 @@ def _sync_items(
     fields = _root_fields(query, operation_name)[1] if len(query) <= _PARSED_QUERY_CHARS else {}
     items: dict[str, dict[str, int]] = {}
     for key, value in results.items():
-        name = fields.get(key, key if key.startswith("sync_") else "other")
+        name = fields.get(key, key if key in sync_query_names() else "other")
         counts = items.setdefault(name, {"upserted": 0, "deleted": 0})
         counts["upserted"] += len(value.get("upserted") or [])
         counts["deleted"] += len(value.get("deleted") or [])
@@ -476,7 +486,7 @@ def observe_graphql(
     record.operation_label = OPERATION_LABELS.label(record.operation)
     data = body.get("data")
     if isinstance(data, dict):
-        record.items = _sync_items(query, operation_name, data)
+        record.items = sync_items_served(query, operation_name, data)
     if status < 400:
         record.error_codes.extend(_tag_errors(body, record.request_id))
 
