@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import socket
 import sys
@@ -20,6 +19,7 @@ from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.changeset.apply import parse_changeset
 from fieldsync.config import LOG_LEVELS, MAX_PORT, MIN_BODY_BYTES, Settings
 from fieldsync.errors import FieldSyncError
+from fieldsync.observability import configure_logging, metrics_directory, uvicorn_options
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
     DatabaseUrlError,
@@ -90,14 +90,20 @@ def ensure_database_file(database_url: str, *, create: bool) -> bool:
         raise click.ClickException(str(exc)) from None
 
 
-def open_database(database_url: str, *, migrate: bool = True, create: bool = False) -> Engine:
+def open_database(
+    database_url: str,
+    *,
+    migrate: bool = True,
+    create: bool = False,
+    pool_timeout: float | None = None,
+) -> Engine:
     """An engine on a reachable database, its schema brought up to date first (by default).
 
     A SQLite file that does not exist is an error, unless `create` (serve, db upgrade).
     """
     created = ensure_database_file(database_url, create=create)
     try:
-        engine = make_engine(database_url)
+        engine = make_engine(database_url, pool_timeout=pool_timeout)
     except DatabaseUrlError as exc:
         raise click.UsageError(str(exc)) from None
     try:
@@ -179,6 +185,82 @@ def limit_options(function: F) -> F:
     return function
 
 
+def operations_options(function: F) -> F:
+    """`serve` options of docs/operations.md: logs, GraphiQL, admission, shutdown."""
+    options = [
+        click.option(
+            "--log-format",
+            envvar="FIELDSYNC_LOG_FORMAT",
+            type=click.Choice(["json", "text"]),
+            default=DEFAULTS.log_format,
+            show_default=True,
+            help="One JSON object per log line, or readable text [env: FIELDSYNC_LOG_FORMAT]",
+        ),
+        click.option(
+            "--graphiql/--no-graphiql",
+            envvar="FIELDSYNC_GRAPHIQL",
+            default=DEFAULTS.graphiql,
+            show_default=True,
+            help="Serve GraphiQL to browsers at /graphql [env: FIELDSYNC_GRAPHIQL]",
+        ),
+        click.option(
+            "--max-concurrent-requests",
+            envvar="FIELDSYNC_MAX_CONCURRENT_REQUESTS",
+            type=click.IntRange(min=1),
+            default=DEFAULTS.max_concurrent_requests,
+            show_default=True,
+            help="GraphQL requests executing at once per process "
+            "[env: FIELDSYNC_MAX_CONCURRENT_REQUESTS]",
+        ),
+        click.option(
+            "--max-queued-requests",
+            envvar="FIELDSYNC_MAX_QUEUED_REQUESTS",
+            type=click.IntRange(min=0),
+            default=DEFAULTS.max_queued_requests,
+            show_default=True,
+            help="Requests that may wait for a slot; more get 503 at once "
+            "[env: FIELDSYNC_MAX_QUEUED_REQUESTS]",
+        ),
+        click.option(
+            "--queue-timeout",
+            envvar="FIELDSYNC_QUEUE_TIMEOUT",
+            type=click.FloatRange(min=0),
+            default=DEFAULTS.queue_timeout,
+            show_default=True,
+            help="Seconds a request waits for a slot before 503 [env: FIELDSYNC_QUEUE_TIMEOUT]",
+        ),
+        click.option(
+            "--pool-timeout",
+            envvar="FIELDSYNC_POOL_TIMEOUT",
+            type=click.FloatRange(min=0.1),
+            default=DEFAULTS.pool_timeout,
+            show_default=True,
+            help="Seconds to wait for a database connection before 503 "
+            "[env: FIELDSYNC_POOL_TIMEOUT]",
+        ),
+        click.option(
+            "--retry-after",
+            envvar="FIELDSYNC_RETRY_AFTER",
+            type=click.IntRange(min=1),
+            default=DEFAULTS.retry_after,
+            show_default=True,
+            help="Seconds in the Retry-After header of a 503 [env: FIELDSYNC_RETRY_AFTER]",
+        ),
+        click.option(
+            "--shutdown-timeout",
+            envvar="FIELDSYNC_SHUTDOWN_TIMEOUT",
+            type=click.FloatRange(min=0),
+            default=DEFAULTS.shutdown_timeout,
+            show_default=True,
+            help="Seconds in-flight requests get to finish after SIGTERM "
+            "[env: FIELDSYNC_SHUTDOWN_TIMEOUT]",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @click.group()
 @click.version_option(package_name="fieldsync")
 def main() -> None:
@@ -242,6 +324,7 @@ def main() -> None:
     help="Fill an empty database with demo data and print a token [env: FIELDSYNC_DEMO]",
 )
 @limit_options
+@operations_options
 def serve(
     host: str,
     port: int,
@@ -251,13 +334,9 @@ def serve(
     log_level: str,
     rate_limit: int,
     demo: bool,
-    **limits: Any,
+    **options: Any,
 ) -> None:
-    """Serve the GraphQL API at /graphql (GraphiQL in a browser)."""
-    import uvicorn
-
-    from fieldsync.api.http import create_app
-
+    """Serve the GraphQL API at /graphql (GraphiQL in a browser), /healthz, /readyz, /metrics."""
     settings = Settings(
         database_url=database_url,
         host=host,
@@ -266,32 +345,41 @@ def serve(
         max_body_bytes=max_body_bytes,
         log_level=log_level.lower(),
         rate_limit=rate_limit,
-        **limits,
+        **options,
     )
-    log_level = settings.log_level
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     ensure_port_free(host, port)
-    engine = open_database(database_url, create=True)
+    engine = open_database(database_url, create=True, pool_timeout=settings.pool_timeout)
     if workers > 1 and is_sqlite(engine):
         raise click.UsageError("--workers above 1 needs PostgreSQL; SQLite serves from one process")
     if demo:
         from fieldsync.demo import install_demo
 
         click.echo(install_demo(engine).banner(f"http://{host}:{port}/graphql"))
-    if workers == 1:
-        uvicorn.run(create_app(engine, settings), host=host, port=port, log_level=log_level)
+    run_server(engine, settings)
+
+
+def run_server(engine: Engine, settings: Settings) -> None:
+    """uvicorn on one process, or on several with shared metrics (docs/operations.md)."""
+    import uvicorn
+
+    options = uvicorn_options(settings.log_level, settings.shutdown_timeout)
+    address: dict[str, Any] = {"host": settings.host, "port": settings.port}
+    if settings.workers == 1:
+        from fieldsync.api.http import create_app
+
+        uvicorn.run(create_app(engine, settings), **address, **options)
         return
     engine.dispose()
     os.environ.update(settings.to_environment())
-    uvicorn.run(
-        "fieldsync.api.http:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+    with metrics_directory():
+        uvicorn.run(
+            "fieldsync.api.http:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            **address,
+            **options,
+        )
 
 
 @main.command()

@@ -13,6 +13,7 @@ from fieldsync.storage.database import DEFAULT_DATABASE_URL
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
 MAX_PORT = 65535
 MIN_BODY_BYTES = 1024
 _LIMITS = Limits()
@@ -42,6 +43,15 @@ class Settings:
     request_timeout: float = _LIMITS.request_seconds
     max_response_bytes: int = _LIMITS.max_response_bytes
     introspection: bool = True
+    # Operations (see docs/operations.md).
+    log_format: str = "json"
+    graphiql: bool = True
+    max_concurrent_requests: int = 8
+    max_queued_requests: int = 16
+    queue_timeout: float = 2.0
+    pool_timeout: float = 2.0
+    retry_after: int = 2
+    shutdown_timeout: float = 10.0
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -59,6 +69,7 @@ class Settings:
             log_level=_choice(env, "FIELDSYNC_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
             rate_limit=_int(env, "FIELDSYNC_RATE_LIMIT", defaults.rate_limit, 0),
             **_limits_from_environment(env, defaults),
+            **_operations_from_environment(env, defaults),
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -72,6 +83,19 @@ class Settings:
             "FIELDSYNC_LOG_LEVEL": self.log_level,
             "FIELDSYNC_RATE_LIMIT": str(self.rate_limit),
             **self._limits_to_environment(),
+            **self._operations_environment(),
+        }
+
+    def _operations_environment(self) -> dict[str, str]:
+        return {
+            "FIELDSYNC_LOG_FORMAT": self.log_format,
+            "FIELDSYNC_GRAPHIQL": "1" if self.graphiql else "0",
+            "FIELDSYNC_MAX_CONCURRENT_REQUESTS": str(self.max_concurrent_requests),
+            "FIELDSYNC_MAX_QUEUED_REQUESTS": str(self.max_queued_requests),
+            "FIELDSYNC_QUEUE_TIMEOUT": repr(self.queue_timeout),
+            "FIELDSYNC_POOL_TIMEOUT": repr(self.pool_timeout),
+            "FIELDSYNC_RETRY_AFTER": str(self.retry_after),
+            "FIELDSYNC_SHUTDOWN_TIMEOUT": repr(self.shutdown_timeout),
         }
 
     # -- cost limits -----------------------------------------------------------------------
@@ -120,6 +144,23 @@ def _limits_from_environment(env: Mapping[str, str], defaults: Settings) -> dict
             env, "FIELDSYNC_MAX_RESPONSE_BYTES", defaults.max_response_bytes, MIN_BODY_BYTES
         ),
         "introspection": _bool(env, "FIELDSYNC_INTROSPECTION", defaults.introspection),
+    }
+
+
+def _operations_from_environment(env: Mapping[str, str], defaults: Settings) -> dict[str, Any]:
+    return {
+        "log_format": _choice(env, "FIELDSYNC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+        "graphiql": _bool(env, "FIELDSYNC_GRAPHIQL", defaults.graphiql),
+        "max_concurrent_requests": _int(
+            env, "FIELDSYNC_MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests, 1
+        ),
+        "max_queued_requests": _int(
+            env, "FIELDSYNC_MAX_QUEUED_REQUESTS", defaults.max_queued_requests, 0
+        ),
+        "queue_timeout": _float(env, "FIELDSYNC_QUEUE_TIMEOUT", defaults.queue_timeout),
+        "pool_timeout": _float(env, "FIELDSYNC_POOL_TIMEOUT", defaults.pool_timeout),
+        "retry_after": _int(env, "FIELDSYNC_RETRY_AFTER", defaults.retry_after, 1),
+        "shutdown_timeout": _float(env, "FIELDSYNC_SHUTDOWN_TIMEOUT", defaults.shutdown_timeout),
     }
 
 

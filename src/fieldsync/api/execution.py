@@ -37,7 +37,13 @@ from fieldsync.api.limits import (
 )
 from fieldsync.errors import FieldSyncError
 from fieldsync.ratelimit import RateLimited, RateLimiter
-from fieldsync.storage.database import interrupt_statement, read_snapshot, statement_deadline
+from fieldsync.storage.database import (
+    interrupt_statement,
+    is_database_unavailable,
+    is_pool_timeout,
+    read_snapshot,
+    statement_deadline,
+)
 from fieldsync.tokens import TokenUseRecorder, Viewer, authenticate
 
 log = logging.getLogger("fieldsync.api")
@@ -229,6 +235,7 @@ class GraphQLExecutor:
                     executor_class=DeadlineExecutor,
                     deadline=deadline,
                 )
+                _raise_database_errors(result)
         except ExecutionStopped:
             return _stopped(deadline)
         except RecursionError:
@@ -250,6 +257,17 @@ def _stopped(deadline: RequestDeadline) -> GraphQLResponse:
         )
     log.warning("request stopped after %g s", deadline.seconds)
     return GraphQLResponse(503, error_body(deadline.timeout_message(), "TIMEOUT"))
+
+
+def _raise_database_errors(result: Any) -> None:
+    """A database that could not be used fails the whole request (503, in api/admission.py),
+    raised inside the snapshot so the lost connection is rolled back, not committed."""
+    for error in getattr(result, "errors", None) or ():
+        original = error.original_error
+        if original is not None and (
+            is_database_unavailable(original) or is_pool_timeout(original)
+        ):
+            raise original
 
 
 def _never_awaitable(_value: Any) -> TypeGuard[Awaitable[Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,10 +23,18 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from fieldsync.api.admission import Admission, AdmissionLimits
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse, error_body
 from fieldsync.api.limits import RequestDeadline, response_too_large
 from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.config import Settings, SettingsError
+from fieldsync.observability import (
+    RequestObservation,
+    configure_logging,
+    health_routes,
+    observe_graphql,
+    watch_database,
+)
 from fieldsync.ratelimit import rate_limiter_for
 from fieldsync.storage.database import make_engine
 from fieldsync.tokens import TokenUseRecorder
@@ -83,15 +91,16 @@ def _parse_json(data: bytes | str, what: str) -> Any:
 
 
 async def _run_until_disconnected(
-    request: Request, deadline: RequestDeadline, work: Callable[[], Response]
-) -> Response:
+    request: Request, deadline: RequestDeadline, work: Callable[[], GraphQLResponse]
+) -> GraphQLResponse:
     """Run `work` in a worker thread; cancel it (through `deadline`) if the client leaves."""
     task = asyncio.ensure_future(run_in_threadpool(work))
     while not task.done():
         await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
         if not task.done() and not deadline.cancelled and await request.is_disconnected():
             deadline.cancel()
-    return task.result()
+    response: GraphQLResponse = task.result()
+    return response
 
 
 def bearer_token(request: Request) -> str | None:
@@ -160,6 +169,16 @@ def _refuse_surrogates(*texts: str | None) -> None:
             ) from None
 
 
+def _admission(engine: Engine, settings: Settings) -> Admission:
+    limits = AdmissionLimits(
+        max_concurrent=settings.max_concurrent_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout=settings.queue_timeout,
+        retry_after=settings.retry_after,
+    )
+    return Admission(limits, watch_database(engine))
+
+
 def create_app(engine: Engine, settings: Settings) -> Starlette:
     limits = settings.limits()
     executor = GraphQLExecutor(
@@ -170,21 +189,29 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         rate_limiter=rate_limiter_for(engine, settings.rate_limit),
         token_uses=TokenUseRecorder(engine),
     )
+    admission = _admission(engine, settings)
 
     async def run(request: Request, graphql_request: GraphQLRequest) -> Response:
         deadline = RequestDeadline(limits.request_seconds)
         token = bearer_token(request)
 
-        def work() -> Response:
-            response = executor.run(token, graphql_request, deadline)
-            return _bounded_json(response, limits.max_response_bytes)
+        def work() -> GraphQLResponse:
+            return executor.run(token, graphql_request, deadline)
 
-        return await _run_until_disconnected(request, deadline, work)
+        response = await admission.run(lambda: _run_until_disconnected(request, deadline, work))
+        observe_graphql(
+            request,
+            graphql_request.query,
+            graphql_request.operation_name,
+            response.status,
+            response.body,
+        )
+        return _bounded_json(response, limits.max_response_bytes)
 
     async def graphql_get(request: Request) -> Response:
         params = request.query_params
         if "query" not in params:
-            if "text/html" in request.headers.get("accept", ""):
+            if settings.graphiql and "text/html" in request.headers.get("accept", ""):
                 return HTMLResponse(GRAPHIQL_HTML)
             return _error(400, "Missing 'query' parameter", "BAD_REQUEST")
         try:
@@ -207,31 +234,21 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             return _error(400, "The body is not UTF-8", "BAD_REQUEST")
         return await run(request, graphql_request)
 
-    async def healthz(_request: Request) -> Response:
-        def ping() -> None:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception:
-            log.exception("health check failed")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
     async def server_error(_request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
         return _error(500, "Internal server error", "INTERNAL_SERVER_ERROR")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/graphql", graphql_get, methods=["GET"]),
             Route("/graphql", graphql_post, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *health_routes(engine, admission.outage),
             Mount(GRAPHIQL_STATIC_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
         ],
         exception_handlers={Exception: server_error},
     )
+    app.add_middleware(RequestObservation, retry_after=settings.retry_after)
+    return app
 
 
 def app_from_environment() -> Starlette:
@@ -241,4 +258,6 @@ def app_from_environment() -> Starlette:
     except SettingsError as exc:
         print(f"fieldsync: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return create_app(make_engine(settings.database_url), settings)
+    configure_logging(settings.log_level, settings.log_format)
+    engine = make_engine(settings.database_url, pool_timeout=settings.pool_timeout)
+    return create_app(engine, settings)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import OperationalError
@@ -133,6 +134,40 @@ def error_summary(exc: BaseException) -> str:
     return "; ".join(lines) if lines else type(original).__name__
 
 
+# PostgreSQL error classes that mean "cannot be reached right now": connection exceptions (08),
+# server shutting down or starting up (57P), insufficient resources such as too many
+# connections (53). Client-side failures (refused, closed unexpectedly) carry no SQLSTATE.
+_PG_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be reached or used right now (down,
+    restarting, connection lost, out of connections), as opposed to a bad statement or a
+    cancelled query. Such errors deserve a 503 and a retry, not a traceback."""
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.InterfaceError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    original = exc.orig
+    sqlite_name = getattr(original, "sqlite_errorname", None)
+    if sqlite_name is not None:
+        return any(str(sqlite_name).startswith(name) for name in _SQLITE_UNAVAILABLE)
+    if type(original).__module__.startswith("sqlite3"):
+        return "unable to open" in str(original) or "locked" in str(original)
+    sqlstate = getattr(original, "sqlstate", None)
+    return sqlstate is None or str(sqlstate).startswith(_PG_UNAVAILABLE_SQLSTATES)
+
+
+def is_pool_timeout(exc: BaseException) -> bool:
+    """Whether every pooled connection stayed busy for the whole checkout timeout."""
+    return isinstance(exc, sa_exc.TimeoutError)
+
+
 def normalize_url(database_url: str) -> URL:
     """Parse a user's URL, choosing the psycopg 3 driver for plain `postgresql://`."""
     try:
@@ -158,16 +193,21 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(
+    database_url: str, *, pool_size: int = 5, pool_timeout: float | None = None
+) -> Engine:
+    """An engine; `pool_timeout` bounds the wait for a pooled connection (SQLAlchemy: 30 s)."""
     url = normalize_url(database_url)
+    timeout = {} if pool_timeout is None else {"pool_timeout": pool_timeout}
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, timeout)
     _require_postgresql_driver()
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        **timeout,
     )
 
     @event.listens_for(engine, "connect")
@@ -192,12 +232,14 @@ def _require_postgresql_driver() -> None:
         ) from None
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
     database = url.database
+    in_memory = database in (None, "", ":memory:")
     engine = create_engine(
         url,
-        poolclass=NullPool if database in (None, "", ":memory:") else None,
+        poolclass=NullPool if in_memory else None,
         connect_args={"check_same_thread": False, "timeout": 30},
+        **({} if in_memory else pool_options),
     )
 
     @event.listens_for(engine, "connect")

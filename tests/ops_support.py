@@ -1,0 +1,213 @@
+"""Servers for the operations tests: an in-thread server with any settings, a `fieldsync serve`
+subprocess, a throwaway PostgreSQL cluster that may be stopped and started, and table locks
+that make requests slow on purpose."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, create_engine, text
+
+from fieldsync.config import Settings
+from fieldsync.storage.database import normalize_url
+
+ME = "query Me { me { sentera_id } }"
+SYNC_IMAGES = (
+    "query SyncSurveyImages($s: ID!) { sync_images(survey_sentera_id: $s, content_hashes: []) "
+    "{ remaining_count upserted { sentera_id content_hash } deleted { sentera_id } } }"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ThreadServer:
+    """A real FieldSync HTTP server on a free loopback port, with the given settings."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        import uvicorn
+
+        from fieldsync.api.http import create_app
+
+        config = uvicorn.Config(
+            create_app(engine, settings), host="127.0.0.1", port=0, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=200))
+
+    def post(
+        self, query: str, token: str | None, variables: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.post(
+            self.base + "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+
+    def stop(self) -> None:
+        self.http.close()
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def thread_server(engine: Engine, **settings: Any) -> Iterator[ThreadServer]:
+    server = ThreadServer(engine, Settings(**settings))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def table_locked(database_url: str, table: str) -> Iterator[Engine]:
+    """Hold an ACCESS EXCLUSIVE lock on a PostgreSQL table: readers of it wait."""
+    engine = create_engine(normalize_url(database_url))
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+            yield engine
+    finally:
+        engine.dispose()
+
+
+def wait_for_lock_waiters(database_url: str, count: int, timeout: float = 20) -> None:
+    """Until `count` sessions of this database wait for a lock (requests are held)."""
+    engine = create_engine(normalize_url(database_url), isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                waiting = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar_one()
+            if waiting >= count:
+                return
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"fewer than {count} sessions waited for the lock")
+
+
+class ServeProcess:
+    """`fieldsync serve` in a subprocess, its standard error kept in a file."""
+
+    def __init__(
+        self, tmp_path: Path, database_url: str, *options: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.stderr_path = tmp_path / f"serve-{self.port}.log"
+        environment = {**os.environ, "FIELDSYNC_DATABASE_URL": database_url, **(env or {})}
+        environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fieldsync", "serve", "--port", str(self.port), *options],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=tmp_path,
+            )
+        self.wait_until_up()
+
+    def wait_until_up(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited: {self.stderr()}")
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"serve did not start: {self.stderr()}")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own in a temporary directory, on a free loopback port,
+    that a test may stop and start (the machine's shared server is never touched)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="fieldsync-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.root, "postgres")
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*self._as_user, str(self.bindir / program), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed: {result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def start_if_stopped(self) -> None:
+        command = [*self._as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "status"]
+        if subprocess.run(command, capture_output=True, timeout=30).returncode != 0:
+            self.start()
+
+    def remove(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
