@@ -21,7 +21,7 @@ from fieldsync.storage.database import is_sqlite, read_snapshot, statement_deadl
 from tests.conftest import LiveServer
 
 LIMITS = Limits()
-BIG_SURVEY = "61sgabq_CO_AcmeAg_FS_demo_1a2b3c4_240610_140200"  # 312 images
+BIG_SURVEY = "61sgabq_CO_AcmeAg_FS_demo_1a2b3c4_240610_140200"  # 2,500 images
 SYNC_IMAGES = (
     "sync_images(survey_sentera_id: $s, content_hashes: []) "
     "{ upserted { sentera_id content_hash created_by { first_name } } }"

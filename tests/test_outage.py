@@ -138,7 +138,7 @@ def test_a_busy_connection_pool_gets_503_not_500(pg_demo: tuple[str, Engine, str
 
 
 def test_many_concurrent_heavy_requests_get_quick_503s(engine: Engine, database_url: str) -> None:
-    """60 sync calls of 312 images from 30 clients at once, on each backend: every answer is
+    """60 sync calls of 1,000-image pages from 30 clients at once, on each backend: every answer is
     200 or a quick 503 with Retry-After; none is a 500."""
     info = install_demo(engine)
     assert info.token is not None
@@ -161,7 +161,7 @@ def test_many_concurrent_heavy_requests_get_quick_503s(engine: Engine, database_
             assert_unavailable(response, "SERVER_OVERLOADED")
         else:
             assert response.status_code == 200, response.text
-            assert len(response.json()["data"]["sync_images"]["upserted"]) == 312
+            assert len(response.json()["data"]["sync_images"]["upserted"]) == 1000
     assert by_status.keys() == {200, 503}, by_status.keys()
     assert max(by_status[503]) < 5.0, max(by_status[503])  # not a 30 s pool timeout
 

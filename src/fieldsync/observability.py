@@ -430,8 +430,9 @@ def _root_fields(query: str, operation_name: str | None) -> tuple[str | None, di
 
 
 def printable(value: str, limit: int = 200) -> str:
-    """A client-chosen string made safe for any log line: ASCII, escapes for the rest, bounded."""
-    return value[:limit].encode("ascii", "backslashreplace").decode("ascii")
+    """A client-chosen string made safe for any log line: printable ASCII, escapes for the rest
+    (control characters such as a newline included, so no line can be forged), bounded."""
+    return value[:limit].encode("unicode_escape").decode("ascii")
 
 
 def operation_name_of(query: str, operation_name: str | None) -> str | None:
