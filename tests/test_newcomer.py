@@ -155,6 +155,15 @@ def test_serve_demo_on_a_busy_port_writes_nothing(tmp_path: Path, busy_port: int
     assert not path.exists()  # no database, no demo, no token
 
 
+def test_serve_with_workers_on_sqlite_refuses_before_creating_anything(tmp_path: Path) -> None:
+    path = tmp_path / "fieldsync.db"
+    result = cli("serve", "--workers", "2", "--database-url", sqlite_url(path))
+    assert result.returncode == 2
+    no_traceback(result)
+    assert "--workers above 1 needs PostgreSQL" in result.stderr
+    assert not path.exists()
+
+
 # -- the PostgreSQL driver ----------------------------------------------------------------------
 
 

@@ -29,8 +29,8 @@ from fieldsync.storage.database import (
     check_sqlite_file,
     describe_url,
     error_summary,
-    is_sqlite,
     make_engine,
+    normalize_url,
     with_write_wait,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
@@ -119,6 +119,18 @@ def open_database(
     if created:
         click.echo(f"created new database {engine.url.database}", err=True)
     return engine
+
+
+def refuse_sqlite_workers(database_url: str, workers: int) -> None:
+    """Before anything is created: several processes need PostgreSQL."""
+    if workers == 1:
+        return
+    try:
+        backend = normalize_url(database_url).get_backend_name()
+    except DatabaseUrlError as exc:
+        raise click.UsageError(str(exc)) from None
+    if backend == "sqlite":
+        raise click.UsageError("--workers above 1 needs PostgreSQL; SQLite serves from one process")
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -348,10 +360,9 @@ def serve(
         **options,
     )
     configure_logging(settings.log_level, settings.log_format)
+    refuse_sqlite_workers(database_url, workers)
     ensure_port_free(host, port)
     engine = open_database(database_url, create=True, pool_timeout=settings.pool_timeout)
-    if workers > 1 and is_sqlite(engine):
-        raise click.UsageError("--workers above 1 needs PostgreSQL; SQLite serves from one process")
     if demo:
         from fieldsync.demo import install_demo
 
