@@ -1,9 +1,15 @@
 """Shared fixtures: every database test runs on SQLite and on a real PostgreSQL.
 
 PostgreSQL is reached at FIELDSYNC_TEST_POSTGRES_URL (default
-postgresql://postgres@127.0.0.1:5432/postgres); each test session creates its own database
-and drops it at the end. Without a reachable server the PostgreSQL leg is skipped with a
-reason, except under CI (CI=true), where an unreachable server fails the run.
+postgresql://postgres@127.0.0.1:5432/postgres); each test session (each pytest-xdist worker is
+one) creates its own database, named after the worker, and drops it at the end. Without a
+reachable server the PostgreSQL leg is skipped with a reason, except under CI (CI=true), where
+an unreachable server fails the run.
+
+Two servers speak the same small client interface (`ServerClient`: `.post`, `.url`, `.http`):
+`app_server` runs the app in process (no socket), for tests of GraphQL and HTTP semantics;
+`live_server` is a real uvicorn server on a loopback port, for tests that need real HTTP.
+See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import httpx
 import pytest
@@ -22,6 +29,20 @@ from sqlalchemy.engine import make_url
 
 from fieldsync.storage.database import make_engine, normalize_url
 from fieldsync.storage.migrate import upgrade
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Accept pyproject's `--numprocesses`/`--dist` addopts when pytest-xdist is off
+    (`-p no:xdist`), so the suite then runs serially instead of failing to start."""
+    if pluginmanager.has_plugin("xdist"):
+        return
+    parser.addoption(
+        "--numprocesses",
+        dest="numprocesses",
+        default=None,
+        help="ignored: pytest-xdist is disabled, tests run serially",
+    )
+    parser.addoption("--dist", dest="dist", default="no", help="ignored without pytest-xdist")
+
 
 settings.register_profile(
     "ci",
@@ -41,6 +62,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "FIELDSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+"""The pytest-xdist worker running this process (`gw0`, `gw1`, ...), or `main` without xdist."""
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +93,7 @@ class PostgresDatabases:
         self.names: list[str] = []
 
     def create(self) -> str:
-        name = f"{self.prefix}_{secrets.token_hex(4)}"
+        name = f"{self.prefix}_{WORKER}_{secrets.token_hex(4)}"
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         self.names.append(name)
@@ -137,6 +160,63 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+DEFAULT_BODY_LIMIT = 32 * 1024 * 1024
+
+
+class ServerClient(Protocol):
+    """What tests use of a server: its `/graphql` URL, an HTTP client, and a GraphQL POST."""
+
+    url: str
+    http: httpx.Client
+
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, token: str | None = None
+    ) -> httpx.Response: ...
+
+
+def post_graphql(
+    http: httpx.Client,
+    url: str,
+    query: str,
+    variables: dict[str, object] | None = None,
+    token: str | None = None,
+) -> httpx.Response:
+    """POST one GraphQL request as JSON, with a bearer token when one is given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return http.post(url, json={"query": query, "variables": variables}, headers=headers)
+
+
+class InProcessServer:
+    """The FieldSync app served in process through Starlette's TestClient: no socket, no thread
+    pool of its own, the same ASGI app (middleware and lifespan included) as a real server."""
+
+    def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
+        from starlette.testclient import TestClient
+
+        from fieldsync.api.http import create_app
+        from fieldsync.config import Settings
+
+        self.engine = engine
+        self.database_url = database_url
+        settings = Settings(database_url=database_url, max_body_bytes=max_body_bytes)
+        self.url = "http://127.0.0.1/graphql"
+        self._client = TestClient(
+            create_app(engine, settings),
+            base_url="http://127.0.0.1",
+            raise_server_exceptions=False,
+            timeout=120,
+        )
+        self.http: httpx.Client = self._client.__enter__()
+
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        return post_graphql(self.http, self.url, query, variables, token)
+
+    def stop(self) -> None:
+        self._client.__exit__(None, None, None)
+
+
 class LiveServer:
     """A real FieldSync HTTP server on a free loopback port, in a background thread."""
 
@@ -167,10 +247,7 @@ class LiveServer:
     def post(
         self, query: str, variables: dict[str, object] | None = None, token: str | None = None
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.http.post(
-            self.url, json={"query": query, "variables": variables}, headers=headers
-        )
+        return post_graphql(self.http, self.url, query, variables, token)
 
     def stop(self) -> None:
         self.http.close()
@@ -181,6 +258,14 @@ class LiveServer:
 @pytest.fixture
 def live_server(engine: Engine, database_url: str) -> Iterator[LiveServer]:
     """A real HTTP server over the `engine` database (each backend), body limit 32 MiB."""
-    server = LiveServer(engine, database_url, max_body_bytes=32 * 1024 * 1024)
+    server = LiveServer(engine, database_url, max_body_bytes=DEFAULT_BODY_LIMIT)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_server(engine: Engine, database_url: str) -> Iterator[InProcessServer]:
+    """The app in process over the `engine` database (each backend), body limit 32 MiB."""
+    server = InProcessServer(engine, database_url, max_body_bytes=DEFAULT_BODY_LIMIT)
     yield server
     server.stop()
