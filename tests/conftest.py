@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from fieldsync.storage.database import make_engine, normalize_url
 from fieldsync.storage.migrate import upgrade
+
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     """Accept pyproject's `--numprocesses`/`--dist` addopts when pytest-xdist is off
@@ -191,7 +193,11 @@ class InProcessServer:
     pool of its own, the same ASGI app (middleware and lifespan included) as a real server."""
 
     def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
-        from starlette.testclient import TestClient
+        with warnings.catch_warnings():
+            # Starlette prefers httpx2 for its TestClient; the project (and every test's
+            # types) use httpx, which the TestClient still fully supports.
+            warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+            from starlette.testclient import TestClient
 
         from fieldsync.api.http import create_app
         from fieldsync.config import Settings
@@ -204,7 +210,6 @@ class InProcessServer:
             create_app(engine, settings),
             base_url="http://127.0.0.1",
             raise_server_exceptions=False,
-            timeout=120,
         )
         self.http: httpx.Client = self._client.__enter__()
 

@@ -16,7 +16,7 @@ import pytest
 
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.tokens import create_token
-from tests.conftest import LiveServer
+from tests.conftest import ServerClient
 from tests.worlds import file_record, image_record, sid
 
 SELECTION = (
@@ -267,7 +267,7 @@ def masked(response: httpx.Response, ids: list[str]) -> bytes:
 
 
 def sync(
-    server: LiveServer, token: str, name: str, scope: str, descendants: bool | None = None
+    server: ServerClient, token: str, name: str, scope: str, descendants: bool | None = None
 ) -> dict[str, Any]:
     variables: dict[str, Any] = {"id": scope, "hashes": []}
     if name in BY_ORGANIZATION:
@@ -294,13 +294,13 @@ def assert_not_found(body: dict[str, Any], name: str) -> None:
 
 
 def test_other_tenants_scope_is_answered_as_not_found(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token = create_token(engine, tenants.user_a)
     a, b = tenants.a, tenants.b
     for name in SINGLE_SCOPE:
         # Our own scope works.
-        assert synced_ids(sync(live_server, token, name, a.scope(name)), name) == a.items(name)
+        assert synced_ids(sync(app_server, token, name, a.scope(name)), name) == a.items(name)
         for descendants in (None, False, True) if name in BY_ORGANIZATION else (None,):
             variables: dict[str, Any] = {"hashes": [], "desc": descendants}
             if name not in BY_ORGANIZATION:
@@ -315,7 +315,7 @@ def test_other_tenants_scope_is_answered_as_not_found(
                 "not-an-id",
             ]
             for scope in ids:
-                response = live_server.post(single_query(name), {**variables, "id": scope}, token)
+                response = app_server.post(single_query(name), {**variables, "id": scope}, token)
                 assert response.status_code == 200
                 assert_not_found(response.json(), name)
                 assert scope in response.json()["errors"][0]["message"]
@@ -324,13 +324,13 @@ def test_other_tenants_scope_is_answered_as_not_found(
 
 
 def test_other_tenants_file_owners_are_invalid_owners(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token = create_token(engine, tenants.user_a)
     a, b = tenants.a, tenants.b
 
     def files(owners: list[dict[str, str]], hashes: list[str] | None = None) -> httpx.Response:
-        response = live_server.post(FILES_QUERY, {"owners": owners, "hashes": hashes or []}, token)
+        response = app_server.post(FILES_QUERY, {"owners": owners, "hashes": hashes or []}, token)
         assert response.status_code == 200
         assert "errors" not in response.json()
         return response
@@ -368,27 +368,25 @@ def test_other_tenants_file_owners_are_invalid_owners(
 
 
 def test_hashes_of_another_tenant_are_ignored(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     a, b = tenants.a, tenants.b
     token_a = create_token(engine, tenants.user_a)
     token_b = create_token(engine, tenants.user_b)
-    their_images = sync(live_server, token_b, "sync_images", b.survey)["data"]["sync_images"]
-    their_files = live_server.post(
+    their_images = sync(app_server, token_b, "sync_images", b.survey)["data"]["sync_images"]
+    their_files = app_server.post(
         FILES_QUERY, {"owners": b.owners(), "hashes": []}, token_b
     ).json()["data"]["sync_files"]
     their_hashes = [i["content_hash"] for i in their_images["upserted"] + their_files["upserted"]]
     apply_changeset(engine, {"actor_sentera_id": tenants.user_b, "delete": [b.image, b.survey]})
 
-    response = live_server.post(
+    response = app_server.post(
         single_query("sync_images"), {"id": a.survey, "hashes": their_hashes}, token_a
     )
     result = response.json()["data"]["sync_images"]
     assert result["deleted"] == [] and result["failed"] is None
     assert {i["sentera_id"] for i in result["upserted"]} == {a.image}
-    response = live_server.post(
-        FILES_QUERY, {"owners": a.owners(), "hashes": their_hashes}, token_a
-    )
+    response = app_server.post(FILES_QUERY, {"owners": a.owners(), "hashes": their_hashes}, token_a)
     result = response.json()["data"]["sync_files"]
     assert result["deleted"] == [] and result["failed"] is None
     assert {f["sentera_id"] for f in result["upserted"]} == set(a.files.values())
@@ -399,7 +397,7 @@ def test_hashes_of_another_tenant_are_ignored(
 
 
 def test_members_read_descendants_but_not_ancestors(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     a, a1, a2 = tenants.a, tenants.a1, tenants.a2
     token_a = create_token(engine, tenants.user_a)
@@ -407,24 +405,24 @@ def test_members_read_descendants_but_not_ancestors(
     for name in SINGLE_SCOPE:
         # A member of A reads A, its child A1 and its grandchild A2.
         for tenant in (a, a1, a2):
-            body = sync(live_server, token_a, name, tenant.scope(name))
+            body = sync(app_server, token_a, name, tenant.scope(name))
             assert synced_ids(body, name) == tenant.items(name)
         # A member of A1 reads A1 and A2 ...
         for tenant in (a1, a2):
-            body = sync(live_server, token_a1, name, tenant.scope(name))
+            body = sync(app_server, token_a1, name, tenant.scope(name))
             assert synced_ids(body, name) == tenant.items(name)
         # ... but not its parent A: exactly as if A did not exist.
         for descendants in (False, True) if name in BY_ORGANIZATION else (None,):
             parent = a.scope(name)
             missing = fresh_like(parent)
             variables: dict[str, Any] = {"hashes": [], "desc": descendants}
-            theirs = live_server.post(single_query(name), {**variables, "id": parent}, token_a1)
-            nothing = live_server.post(single_query(name), {**variables, "id": missing}, token_a1)
+            theirs = app_server.post(single_query(name), {**variables, "id": parent}, token_a1)
+            nothing = app_server.post(single_query(name), {**variables, "id": missing}, token_a1)
             assert_not_found(theirs.json(), name)
             assert masked(theirs, [parent]) == masked(nothing, [missing])
 
     # sync_files: A's owners are invalid for a member of A1; A1's and A2's are fine.
-    response = live_server.post(
+    response = app_server.post(
         FILES_QUERY, {"owners": a.owners() + a1.owners() + a2.owners(), "hashes": []}, token_a1
     )
     result = response.json()["data"]["sync_files"]
@@ -435,7 +433,7 @@ def test_members_read_descendants_but_not_ancestors(
     assert {f["key"] for f in result["failed"]} == {"invalid_object"}
 
     # A member of A reads every owner of A, A1 and A2.
-    response = live_server.post(
+    response = app_server.post(
         FILES_QUERY, {"owners": a.owners() + a1.owners() + a2.owners(), "hashes": []}, token_a
     )
     result = response.json()["data"]["sync_files"]
@@ -444,22 +442,22 @@ def test_members_read_descendants_but_not_ancestors(
 
 
 def test_include_descendant_organizations(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token_a = create_token(engine, tenants.user_a)
     token_a1 = create_token(engine, tenants.user_a1)
     token_b = create_token(engine, tenants.user_b)
     for name in BY_ORGANIZATION:
-        check_descendants(live_server, tenants, name, token_a, token_a1, token_b)
+        check_descendants(app_server, tenants, name, token_a, token_a1, token_b)
 
 
 def check_descendants(
-    live_server: LiveServer, tenants: Tenants, name: str, token_a: str, token_a1: str, token_b: str
+    app_server: ServerClient, tenants: Tenants, name: str, token_a: str, token_a1: str, token_b: str
 ) -> None:
     a, a1, a2, b = tenants.a, tenants.a1, tenants.a2, tenants.b
 
     def ids(token: str, org: str, descendants: bool | None) -> set[str]:
-        return synced_ids(sync(live_server, token, name, org, descendants), name)
+        return synced_ids(sync(app_server, token, name, org, descendants), name)
 
     everything_a = a.items(name) | a1.items(name) | a2.items(name)
     assert ids(token_a, a.org, False) == a.items(name)
@@ -470,24 +468,24 @@ def check_descendants(
     assert ids(token_a, a2.org, True) == a2.items(name)
     assert ids(token_a1, a1.org, True) == a1.items(name) | a2.items(name)
     assert ids(token_a1, a1.org, False) == a1.items(name)
-    assert_not_found(sync(live_server, token_a1, name, a.org, True), name)
+    assert_not_found(sync(app_server, token_a1, name, a.org, True), name)
     assert ids(token_b, b.org, True) == b.items(name)
-    assert_not_found(sync(live_server, token_b, name, a.org, True), name)
+    assert_not_found(sync(app_server, token_b, name, a.org, True), name)
 
     # The argument may be left out of the query altogether (default false).
     argument = SINGLE_SCOPE[name]
     query = f'{{ {name}({argument}: "{a.org}", content_hashes: []) {{ {SELECTION} }} }}'
-    response = live_server.post(query, token=token_a)
+    response = app_server.post(query, token=token_a)
     assert synced_ids(response.json(), name) == a.items(name)
 
     # Holding the hashes of everything below A, a client syncing without descendants is told
     # nothing about them (they are in another scope), and with descendants has nothing to do.
-    response = live_server.post(
+    response = app_server.post(
         single_query(name), {"id": a.org, "hashes": [], "desc": True}, token_a
     )
     held = [item["content_hash"] for item in response.json()["data"][name]["upserted"]]
     for descendants in (True, False):
-        response = live_server.post(
+        response = app_server.post(
             single_query(name), {"id": a.org, "hashes": held, "desc": descendants}, token_a
         )
         result = response.json()["data"][name]
@@ -499,7 +497,7 @@ def check_descendants(
 
 
 def test_deleted_users_token_stops_working(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token = create_token(engine, tenants.user_a)
     other = create_token(engine, tenants.user_a1)
@@ -507,18 +505,18 @@ def test_deleted_users_token_stops_working(
         f'{{ me {{ sentera_id }} sync_images(survey_sentera_id: "{tenants.a1.survey}", '
         "content_hashes: []) { upserted { sentera_id created_by { sentera_id } } } }"
     )
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 200
     assert response.json()["data"]["me"] == {"sentera_id": tenants.user_a}
 
     apply_changeset(engine, {"actor_sentera_id": tenants.user_a1, "delete": [tenants.user_a]})
 
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "Traceback" not in response.text
     # Other users are unaffected, and what the deleted user created stays attributed to it.
-    response = live_server.post(query, token=other)
+    response = app_server.post(query, token=other)
     assert response.status_code == 200, response.text
     [image] = response.json()["data"]["sync_images"]["upserted"]
     assert image["created_by"] == {"sentera_id": tenants.user_a}
@@ -548,7 +546,7 @@ LEAKY_SELECTION = """
 
 
 def test_item_moved_to_another_tenant_does_not_leak_it(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     """A client of A holding an item that moves into tenant B is told it is gone (its
     sentera_id and the hash it held, §2), but learns nothing of B from the entry."""
@@ -582,7 +580,7 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
     }
     held: dict[str, dict[str, str]] = {}
     for name, (query, variables, _moved) in queries.items():
-        response = live_server.post(query, {**variables, "h": []}, token)
+        response = app_server.post(query, {**variables, "h": []}, token)
         assert "errors" not in response.json(), response.text
         held[name] = {
             i["sentera_id"]: i["content_hash"] for i in response.json()["data"][name]["upserted"]
@@ -625,7 +623,7 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
     b_names = [secret, "Bravo org", "Bravo field", "Bravo survey"]
     leaks: dict[str, list[str]] = {}
     for name, (query, variables, moved) in queries.items():
-        response = live_server.post(query, {**variables, "h": list(held[name].values())}, token)
+        response = app_server.post(query, {**variables, "h": list(held[name].values())}, token)
         assert response.status_code == 200
         result = response.json()["data"][name]
         assert [(d["sentera_id"], d["content_hash"]) for d in result["deleted"]] == [
@@ -641,7 +639,7 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
 
 
 def test_references_do_not_reach_into_another_tenant(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     """A flight task of A that names B's field and survey does not let A read them."""
     a, b = tenants.a, tenants.b
@@ -672,7 +670,7 @@ def test_references_do_not_reach_into_another_tenant(
         "upserted { sentera_id ... on FlightTask { field { name organization { name } } "
         "survey { name field { name } } } } } }"
     )
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 200
     leaked = [n for n in ("Bravo org", "Bravo field", "Bravo survey") if n in response.text]
     assert leaked == [], f"a member of A reads tenant B's {leaked}: {json.loads(response.text)}"
