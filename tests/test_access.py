@@ -1,4 +1,4 @@
-"""Who reads what (sync-semantics.md §5), through the live HTTP server.
+"""Who reads what (sync-semantics.md §5), through the HTTP app.
 
 Two tenants: A (an organization A with a child A1 and a grandchild A2) and B. A scope the caller
 may not read is answered byte for byte like one that does not exist (apart from the id in the
@@ -16,8 +16,22 @@ import pytest
 
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.tokens import create_token
+from tests.builder import (
+    Changeset,
+    cog_record,
+    feature_set_record,
+    field_record,
+    file_record,
+    flight_task_record,
+    image_record,
+    logo_record,
+    mosaic_record,
+    organization_record,
+    sid,
+    survey_record,
+    user_record,
+)
 from tests.conftest import ServerClient
-from tests.worlds import file_record, image_record, sid
 
 SELECTION = (
     "remaining_count upserted { sentera_id content_hash } deleted { sentera_id content_hash } "
@@ -123,67 +137,47 @@ class Tenant:
 
     def upsert(self) -> dict[str, list[dict[str, Any]]]:
         owners = {o["owner_type"]: o["sentera_id"] for o in self.owners()}
-        return {
-            "organizations": [
-                {
-                    "sentera_id": self.org,
-                    "name": f"{self.name} org",
-                    "parent_sentera_id": self.parent,
-                }
-            ],
-            "fields": [
-                {
-                    "sentera_id": self.field,
-                    "organization_sentera_id": self.org,
-                    "name": f"{self.name} field",
-                }
-            ],
-            "surveys": [
-                {
-                    "sentera_id": self.survey,
-                    "field_sentera_id": self.field,
-                    "name": f"{self.name} survey",
-                }
-            ],
-            "images": [image_record(self.image, self.survey, f"{self.name}.jpg")],
-            "mosaics": [
-                {
-                    "sentera_id": self.mosaic,
-                    "survey_sentera_id": self.survey,
-                    "name": f"{self.name} mosaic",
-                    "mosaic_type": "RGB",
-                    "quality": "FULL",
-                    "image_sentera_ids": [self.image],
-                }
-            ],
-            "cogs": [
-                {"sentera_id": self.cog, "mosaic_sentera_id": self.mosaic, "status": "SUCCESS"}
-            ],
-            "feature_sets": [
-                {
-                    "sentera_id": self.feature_set,
-                    "owner_type": "SURVEY",
-                    "owner_sentera_id": self.survey,
-                    "name": f"{self.name} stand count",
-                    "type": "SV_PLANT_COUNT",
-                }
-            ],
-            "logos": [{"sentera_id": self.logo, "organization_sentera_id": self.org}],
-            "files": [
-                file_record(
-                    file_id, owner_type, owners[owner_type], f"{self.name}-{owner_type}.txt"
-                )
-                for owner_type, file_id in self.files.items()
-            ],
-            "flight_tasks": [
-                {
-                    "sentera_id": self.task,
-                    "organization_sentera_id": self.org,
-                    "status": "OPEN",
-                    "name": f"{self.name} task",
-                }
-            ],
-        }
+        name = self.name
+        files = [
+            file_record(file_id, owner_type, owners[owner_type], f"{name}-{owner_type}.txt")
+            for owner_type, file_id in self.files.items()
+        ]
+        return (
+            Changeset()
+            .add(
+                "organizations",
+                organization_record(self.org, f"{name} org", parent_sentera_id=self.parent),
+            )
+            .add("fields", field_record(self.field, self.org, name=f"{name} field"))
+            .add("surveys", survey_record(self.survey, self.field, name=f"{name} survey"))
+            .add("images", image_record(self.image, self.survey, f"{name}.jpg"))
+            .add(
+                "mosaics",
+                mosaic_record(
+                    self.mosaic,
+                    self.survey,
+                    [self.image],
+                    name=f"{name} mosaic",
+                    mosaic_type="RGB",
+                    quality="FULL",
+                ),
+            )
+            .add("cogs", cog_record(self.cog, self.mosaic, "SUCCESS"))
+            .add(
+                "feature_sets",
+                feature_set_record(
+                    self.feature_set,
+                    "SURVEY",
+                    self.survey,
+                    name=f"{name} stand count",
+                    type="SV_PLANT_COUNT",
+                ),
+            )
+            .add("logos", logo_record(self.logo, self.org))
+            .add("files", *files)
+            .add("flight_tasks", flight_task_record(self.task, self.org, name=f"{name} task"))
+            .upsert
+        )
 
 
 @dataclass
@@ -200,12 +194,7 @@ class Tenants:
 
 
 def _user(sentera_id: str, last_name: str, org: str) -> dict[str, Any]:
-    return {
-        "sentera_id": sentera_id,
-        "email": f"{last_name.lower()}@example.test",
-        "last_name": last_name,
-        "organization_sentera_ids": [org],
-    }
+    return user_record(sentera_id, f"{last_name.lower()}@example.test", [org], last_name=last_name)
 
 
 def build_tenants(engine) -> Tenants:
@@ -214,25 +203,23 @@ def build_tenants(engine) -> Tenants:
     a2 = Tenant.fresh("AlphaGrandchild", parent=a1.org)
     b = Tenant.fresh("Bravo")
     user_a, user_a1, user_b = sid("US"), sid("US"), sid("US")
-    upsert: dict[str, list[dict[str, Any]]] = {}
+    changeset = Changeset(user_a)
     for tenant in (a, a1, a2, b):
-        for key, records in tenant.upsert().items():
-            upsert.setdefault(key, []).extend(records)
-    upsert["users"] = [
+        changeset.merge(tenant.upsert())
+    changeset.add(
+        "users",
         _user(user_a, "Anders", a.org),
         _user(user_a1, "Achebe", a1.org),
         _user(user_b, "Brontë", b.org),
-    ]
+    )
     gone = {"org": sid("OR"), "field": sid("AS"), "survey": sid("CO")}
-    upsert["organizations"].append(
-        {"sentera_id": gone["org"], "name": "Gone", "parent_sentera_id": a.org}
+    changeset.add(
+        "organizations", organization_record(gone["org"], "Gone", parent_sentera_id=a.org)
     )
-    upsert["fields"].append(
-        {"sentera_id": gone["field"], "organization_sentera_id": a.org, "name": "Gone"}
-    )
-    upsert["surveys"].append({"sentera_id": gone["survey"], "field_sentera_id": a.field})
-    apply_changeset(engine, {"actor_sentera_id": user_a, "upsert": upsert})
-    apply_changeset(engine, {"actor_sentera_id": user_a, "delete": list(gone.values())})
+    changeset.add("fields", field_record(gone["field"], a.org, name="Gone"))
+    changeset.add("surveys", survey_record(gone["survey"], a.field))
+    changeset.apply(engine)
+    Changeset(user_a, delete=list(gone.values())).apply(engine)
     return Tenants(
         a=a,
         a1=a1,
