@@ -423,6 +423,7 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
 # -- the test ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_clients_converge_to_the_live_scope_while_writers_run(
     pg_engine: Engine, serve: Callable[[], str]
 ) -> None:

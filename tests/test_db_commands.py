@@ -37,6 +37,9 @@ from tests.builder import (
     user_record,
 )
 
+# Every test here runs the real `fieldsync` command as a process (about a second each).
+pytestmark = pytest.mark.slow
+
 SUMMARY = re.compile(r"^created (\d+), updated (\d+), unchanged (\d+), deleted (\d+)$")
 
 

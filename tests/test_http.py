@@ -189,6 +189,7 @@ def test_missing_bad_expired_and_revoked_tokens_are_401(
     assert app_server.post(ME, token=long).status_code == 200
 
 
+@pytest.mark.slow
 def test_bad_token_is_refused_before_the_query_is_parsed(
     database_url: str, live_server: LiveServer
 ) -> None:
@@ -368,6 +369,7 @@ def test_body_over_the_limit_is_413(small_server: LiveServer, world: World, toke
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.slow
 def test_one_hundred_thousand_hashes(engine, database_url: str, live_server: LiveServer) -> None:
     """A client holding 100,000 hashes (1,000 real ones) gets the right page, inline or not."""
     world = build_world(engine)
