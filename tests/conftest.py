@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Protocol
 
 import httpx
@@ -153,11 +155,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     return url
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a freshly migrated database of each backend."""
-    engine = make_engine(database_url)
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per session, copied by `engine` instead of migrating
+    every test's database from scratch."""
+    path = tmp_path_factory.mktemp("migrated") / "fieldsync.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as from_db, sqlite3.connect(target) as to_db:
+        from_db.backup(to_db)
+    from_db.close()
+    to_db.close()
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, database_url: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated database of each backend."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        _copy_sqlite(request.getfixturevalue("migrated_sqlite_file"), Path(url.database))
+    engine = make_engine(database_url)
+    upgrade(engine)  # a no-op on the copy; keeps the promise if the copy were behind
     yield engine
     engine.dispose()
 
