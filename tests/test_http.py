@@ -19,8 +19,8 @@ import pytest
 from fieldsync.changeset import apply_changeset
 from fieldsync.hashing import encode_hash
 from fieldsync.tokens import create_token, revoke_token
+from tests.builder import World, build_world, image_record, sid
 from tests.conftest import LiveServer, ServerClient
-from tests.worlds import World, build_world, image_record, sid
 
 ME = "{ me { sentera_id last_name } }"
 SYNC_IMAGES = """

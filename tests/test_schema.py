@@ -20,8 +20,8 @@ from graphql import (
 from fieldsync.api.schema import SCHEMA_PATH, build_fieldsync_schema
 from fieldsync.model import enums
 from fieldsync.tokens import create_token
+from tests.builder import build_world
 from tests.conftest import ServerClient
-from tests.worlds import build_world
 
 SYNC_RESULT_FIELDS = {
     "deleted": "[SyncItem!]!",
