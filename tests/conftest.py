@@ -212,8 +212,8 @@ def post_graphql(
 
 
 class InProcessServer:
-    """The FieldSync app served in process through Starlette's TestClient: no socket, no thread
-    pool of its own, the same ASGI app (middleware and lifespan included) as a real server."""
+    """The FieldSync app served in process through Starlette's TestClient: no socket and no
+    server, but the same ASGI app (middleware and lifespan included) as a real server."""
 
     def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
         with warnings.catch_warnings():
@@ -234,7 +234,7 @@ class InProcessServer:
             base_url="http://127.0.0.1",
             raise_server_exceptions=False,
         )
-        self.http: httpx.Client = self._client.__enter__()
+        self.http: httpx.Client = self._client.__enter__()  # runs the app's startup
 
     def post(
         self, query: str, variables: dict[str, object] | None = None, token: str | None = None
