@@ -1,19 +1,28 @@
 """Shared fixtures: every database test runs on SQLite and on a real PostgreSQL.
 
 PostgreSQL is reached at FIELDSYNC_TEST_POSTGRES_URL (default
-postgresql://postgres@127.0.0.1:5432/postgres); each test session creates its own database
-and drops it at the end. Without a reachable server the PostgreSQL leg is skipped with a
-reason, except under CI (CI=true), where an unreachable server fails the run.
+postgresql://postgres@127.0.0.1:5432/postgres); each test session (each pytest-xdist worker is
+one) creates its own database, named after the worker, and drops it at the end. Without a
+reachable server the PostgreSQL leg is skipped with a reason, except under CI (CI=true), where
+an unreachable server fails the run.
+
+Two servers speak the same small client interface (`ServerClient`: `.post`, `.url`, `.http`):
+`app_server` runs the app in process (no socket), for tests of GraphQL and HTTP semantics;
+`live_server` is a real uvicorn server on a loopback port, for tests that need real HTTP.
+See docs/testing.md.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -23,6 +32,21 @@ from sqlalchemy.engine import make_url
 
 from fieldsync.storage.database import make_engine, normalize_url
 from fieldsync.storage.migrate import upgrade
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Accept pyproject's `--numprocesses`/`--dist` addopts when pytest-xdist is off
+    (`-p no:xdist`), so the suite then runs serially instead of failing to start."""
+    if pluginmanager.has_plugin("xdist"):
+        return
+    parser.addoption(
+        "--numprocesses",
+        dest="numprocesses",
+        default=None,
+        help="ignored: pytest-xdist is disabled, tests run serially",
+    )
+    parser.addoption("--dist", dest="dist", default="no", help="ignored without pytest-xdist")
+
 
 settings.register_profile(
     "ci",
@@ -42,6 +66,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "FIELDSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+"""The pytest-xdist worker running this process (`gw0`, `gw1`, ...), or `main` without xdist."""
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +97,7 @@ class PostgresDatabases:
         self.names: list[str] = []
 
     def create(self) -> str:
-        name = f"{self.prefix}_{secrets.token_hex(4)}"
+        name = f"{self.prefix}_{WORKER}_{secrets.token_hex(4)}"
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         self.names.append(name)
@@ -129,13 +155,94 @@ def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     return url
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a freshly migrated database of each backend."""
-    engine = make_engine(database_url)
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per session, copied by `engine` instead of migrating
+    every test's database from scratch."""
+    path = tmp_path_factory.mktemp("migrated") / "fieldsync.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as from_db, sqlite3.connect(target) as to_db:
+        from_db.backup(to_db)
+    from_db.close()
+    to_db.close()
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, database_url: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated database of each backend."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        _copy_sqlite(request.getfixturevalue("migrated_sqlite_file"), Path(url.database))
+    engine = make_engine(database_url)
+    upgrade(engine)  # a no-op on the copy; keeps the promise if the copy were behind
     yield engine
     engine.dispose()
+
+
+DEFAULT_BODY_LIMIT = 32 * 1024 * 1024
+
+
+class ServerClient(Protocol):
+    """What tests use of a server: its `/graphql` URL, an HTTP client, and a GraphQL POST."""
+
+    url: str
+    http: httpx.Client
+
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, token: str | None = None
+    ) -> httpx.Response: ...
+
+
+def post_graphql(
+    http: httpx.Client,
+    url: str,
+    query: str,
+    variables: dict[str, object] | None = None,
+    token: str | None = None,
+) -> httpx.Response:
+    """POST one GraphQL request as JSON, with a bearer token when one is given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return http.post(url, json={"query": query, "variables": variables}, headers=headers)
+
+
+class InProcessServer:
+    """The FieldSync app served in process through Starlette's TestClient: no socket and no
+    server, but the same ASGI app (middleware and lifespan included) as a real server."""
+
+    def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
+        with warnings.catch_warnings():
+            # Starlette prefers httpx2 for its TestClient; the project (and every test's
+            # types) use httpx, which the TestClient still fully supports.
+            warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+            from starlette.testclient import TestClient
+
+        from fieldsync.api.http import create_app
+        from fieldsync.config import Settings
+
+        self.engine = engine
+        self.database_url = database_url
+        settings = Settings(database_url=database_url, max_body_bytes=max_body_bytes)
+        self.url = "http://127.0.0.1/graphql"
+        self._client = TestClient(
+            create_app(engine, settings),
+            base_url="http://127.0.0.1",
+            raise_server_exceptions=False,
+        )
+        self.http: httpx.Client = self._client.__enter__()  # runs the app's startup
+
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        return post_graphql(self.http, self.url, query, variables, token)
+
+    def stop(self) -> None:
+        self._client.__exit__(None, None, None)
 
 
 class LiveServer:
@@ -175,10 +282,7 @@ class LiveServer:
     def post(
         self, query: str, variables: dict[str, object] | None = None, token: str | None = None
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.http.post(
-            self.url, json={"query": query, "variables": variables}, headers=headers
-        )
+        return post_graphql(self.http, self.url, query, variables, token)
 
     def stop(self) -> None:
         self.http.close()
@@ -189,6 +293,14 @@ class LiveServer:
 @pytest.fixture
 def live_server(engine: Engine, database_url: str) -> Iterator[LiveServer]:
     """A real HTTP server over the `engine` database (each backend), body limit 32 MiB."""
-    server = LiveServer(engine, database_url, max_body_bytes=32 * 1024 * 1024)
+    server = LiveServer(engine, database_url, max_body_bytes=DEFAULT_BODY_LIMIT)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_server(engine: Engine, database_url: str) -> Iterator[InProcessServer]:
+    """The app in process over the `engine` database (each backend), body limit 32 MiB."""
+    server = InProcessServer(engine, database_url, max_body_bytes=DEFAULT_BODY_LIMIT)
     yield server
     server.stop()

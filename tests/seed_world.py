@@ -21,6 +21,20 @@ from fieldsync.changeset import apply_changeset
 from fieldsync.hashing import encode_hash
 from fieldsync.ids import type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
+from tests.builder import (
+    cog_record,
+    feature_set_record,
+    field_record,
+    file_record,
+    flight_task_record,
+    image_record,
+    logo_record,
+    mosaic_record,
+    numbered_id,
+    organization_record,
+    survey_record,
+    user_record,
+)
 
 # -- organizations -------------------------------------------------------------------------
 
@@ -99,10 +113,6 @@ PAGE_SIZES = {
 }
 
 
-def _bulk_id(prefix: str, n: int, code: str, tail: str) -> str:
-    return f"{prefix}{n:05d}_{code}_{tail}"
-
-
 _SHORT1_TAIL = "SHORT1_CV_test_dc0d87d_170907_235328"
 _ACME_TAIL = "gg0kAcme_CV_deve_72f524141_211118_090537"
 _TASK_TAIL = "8brhbkSentera_CV_deve_877281e47_210503_085333"
@@ -123,17 +133,12 @@ class SeedWorld:
 
 
 def _org(sentera_id: str, name: str, parent: str | None = None) -> dict[str, Any]:
-    return {"sentera_id": sentera_id, "name": name, "parent_sentera_id": parent}
+    return organization_record(sentera_id, name, parent_sentera_id=parent)
 
 
 def _user(sentera_id: str, first: str, last: str, org: str) -> dict[str, Any]:
-    return {
-        "sentera_id": sentera_id,
-        "email": f"{first.lower()}.{last.lower()}@example.test",
-        "first_name": first,
-        "last_name": last,
-        "organization_sentera_ids": [org],
-    }
+    email = f"{first.lower()}.{last.lower()}@example.test"
+    return user_record(sentera_id, email, [org], first_name=first, last_name=last)
 
 
 def seed_changeset(
@@ -151,57 +156,55 @@ def seed_changeset(
     flight tasks to the example's organization), so a test can go past a page size.
     """
     example_images = [
-        {
-            "sentera_id": IMAGE,
-            "survey_sentera_id": SURVEY,
-            "filename": "86d4b80ce100-FW00024.jpg",
-            "latitude": 45.328761,
-            "longitude": -93.521094,
-            "created_by_sentera_id": IMAGE_CREATOR,
-            "created_at": "2017-09-07T23:53:28Z",
-        },
-        {
-            "sentera_id": IMAGE_DELETED,
-            "survey_sentera_id": SURVEY,
-            "filename": "86d4b80ce100-FW00025.jpg",
-            "latitude": 45.328801,
-            "longitude": -93.521101,
-            "created_by_sentera_id": IMAGE_CREATOR,
-            "created_at": "2017-09-07T23:53:29Z",
-        },
+        image_record(
+            IMAGE,
+            SURVEY,
+            "86d4b80ce100-FW00024.jpg",
+            located=False,
+            latitude=45.328761,
+            longitude=-93.521094,
+            created_by_sentera_id=IMAGE_CREATOR,
+            created_at="2017-09-07T23:53:28Z",
+        ),
+        image_record(
+            IMAGE_DELETED,
+            SURVEY,
+            "86d4b80ce100-FW00025.jpg",
+            located=False,
+            latitude=45.328801,
+            longitude=-93.521101,
+            created_by_sentera_id=IMAGE_CREATOR,
+            created_at="2017-09-07T23:53:29Z",
+        ),
     ] + [
-        {
-            "sentera_id": sentera_id,
-            "survey_sentera_id": SURVEY,
-            "filename": f"mosaic-source-{n:03d}.jpg",
-            "latitude": 45.3288 + n / 10000,
-            "longitude": -93.5211,
-            "created_by_sentera_id": IMAGE_CREATOR,
-            "created_at": "2017-09-07T23:54:00Z",
-        }
+        image_record(
+            sentera_id,
+            SURVEY,
+            f"mosaic-source-{n:03d}.jpg",
+            located=False,
+            latitude=45.3288 + n / 10000,
+            longitude=-93.5211,
+            created_by_sentera_id=IMAGE_CREATOR,
+            created_at="2017-09-07T23:54:00Z",
+        )
         for n, sentera_id in enumerate(MOSAIC_IMAGES)
     ]
     bulk_images = [
-        {
-            "sentera_id": _bulk_id("bi", n, "IM", _SHORT1_TAIL),
-            "survey_sentera_id": SURVEY,
-            "filename": f"bulk-{n:05d}.jpg",
-            "latitude": 45.0 + n / 100000,
-            "longitude": -93.0,
-        }
+        image_record(
+            numbered_id("bi", n, "IM", _SHORT1_TAIL),
+            SURVEY,
+            f"bulk-{n:05d}.jpg",
+            located=False,
+            latitude=45.0 + n / 100000,
+            longitude=-93.0,
+        )
         for n in range(images)
     ]
 
     def mosaic(sentera_id: str, created_at: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "sentera_id": sentera_id,
-            "survey_sentera_id": SURVEY,
-            "mosaic_type": "RGB",
-            "quality": "FULL",
-            "created_by_sentera_id": MOSAIC_CREATOR,
-            "created_at": created_at,
-            **extra,
-        }
+        made_by = {"created_by_sentera_id": MOSAIC_CREATOR, "created_at": created_at}
+        defaults = {"mosaic_type": "RGB", "quality": "FULL", **made_by}
+        return mosaic_record(sentera_id, SURVEY, **(defaults | extra))
 
     example_mosaics = [
         mosaic(
@@ -222,67 +225,58 @@ def seed_changeset(
         mosaic(COG_MOSAIC_B, "2021-12-21T19:41:40Z", name="COG source B"),
     ]
     bulk_mosaics = [
-        {
-            "sentera_id": _bulk_id("bm", n, "MO", _SHORT1_TAIL),
-            "survey_sentera_id": SURVEY,
-            "mosaic_type": "NDVI",
-            "quality": "PREVIEW",
-        }
+        mosaic_record(
+            numbered_id("bm", n, "MO", _SHORT1_TAIL), SURVEY, mosaic_type="NDVI", quality="PREVIEW"
+        )
         for n in range(mosaics)
     ]
     example_cogs = [
-        {
-            "sentera_id": COG_FAIL,
-            "mosaic_sentera_id": COG_MOSAIC_A,
-            "status": "FAIL",
-            "clipped": True,
-            "error": (
+        cog_record(
+            COG_FAIL,
+            COG_MOSAIC_A,
+            "FAIL",
+            clipped=True,
+            error=(
                 "Failed to ungrayscale input image: Expected number of bands to be in (2, 4), "
                 "but found 1"
             ),
-            "max_zoom": None,
-            "created_at": "2021-12-21T19:38:40Z",
-        },
-        {
-            "sentera_id": COG_SUCCESS,
-            "mosaic_sentera_id": COG_MOSAIC_B,
-            "status": "SUCCESS",
-            "clipped": False,
-            "error": None,
-            "max_zoom": 19,
-            "created_at": "2021-12-21T19:42:40Z",
-        },
-        {
-            "sentera_id": COG_DELETED,
-            "mosaic_sentera_id": COG_MOSAIC_B,
-            "status": "PENDING",
-            "created_at": "2021-12-21T19:43:40Z",
-        },
+            max_zoom=None,
+            created_at="2021-12-21T19:38:40Z",
+        ),
+        cog_record(
+            COG_SUCCESS,
+            COG_MOSAIC_B,
+            "SUCCESS",
+            clipped=False,
+            error=None,
+            max_zoom=19,
+            created_at="2021-12-21T19:42:40Z",
+        ),
+        cog_record(COG_DELETED, COG_MOSAIC_B, "PENDING", created_at="2021-12-21T19:43:40Z"),
     ]
     bulk_cogs = [
-        {
-            "sentera_id": _bulk_id("bc", n, "CG", _SHORT1_TAIL),
-            "mosaic_sentera_id": (COG_MOSAIC_A, COG_MOSAIC_B)[n % 2],
-            "status": "SUCCESS",
-            "max_zoom": n % 31,
-        }
+        cog_record(
+            numbered_id("bc", n, "CG", _SHORT1_TAIL),
+            (COG_MOSAIC_A, COG_MOSAIC_B)[n % 2],
+            "SUCCESS",
+            max_zoom=n % 31,
+        )
         for n in range(cogs)
     ]
 
     def file(
         sentera_id: str, owner_type: str, owner: str, filename: str, creator: str, created: str
     ) -> dict[str, Any]:
-        return {
-            "sentera_id": sentera_id,
-            "owner_type": owner_type,
-            "owner_sentera_id": owner,
-            "filename": filename,
-            "download_filename": filename,
-            "file_type": "OTHER",
-            "version": 1,
-            "created_by_sentera_id": creator,
-            "created_at": created,
-        }
+        return file_record(
+            sentera_id,
+            owner_type,
+            owner,
+            filename,
+            download_filename=filename,
+            version=1,
+            created_by_sentera_id=creator,
+            created_at=created,
+        )
 
     example_files = [
         file(SURVEY_FILE, "SURVEY", ACME_SURVEY, "example.txt", LUITEL, "2021-11-18T09:05:37Z"),
@@ -301,46 +295,26 @@ def seed_changeset(
     ]
     owners = list(FILE_OWNERS.items())
     bulk_files = [
-        {
-            "sentera_id": _bulk_id("bf", n, "FI", _ACME_TAIL),
-            "owner_type": owners[n % len(owners)][0],
-            "owner_sentera_id": owners[n % len(owners)][1],
-            "filename": f"bulk-{n:05d}.bin",
-            "file_type": "DOCUMENT",
-            "size": 1024 + n,
-        }
+        file_record(
+            numbered_id("bf", n, "FI", _ACME_TAIL),
+            *owners[n % len(owners)],
+            f"bulk-{n:05d}.bin",
+            file_type="DOCUMENT",
+            size=1024 + n,
+        )
         for n in range(files)
     ]
     example_tasks = [
-        {
-            "sentera_id": TASK,
-            "organization_sentera_id": ROOT_ORG,
-            "status": "OPEN",
-            "name": "Scout",
-            "created_at": "2021-05-03T08:53:36Z",
-        },
-        {
-            "sentera_id": TASK_DELETED,
-            "organization_sentera_id": ROOT_ORG,
-            "status": "COMPLETED",
-            "name": "Done",
-            "created_at": "2021-05-03T08:54:36Z",
-        },
+        flight_task_record(TASK, ROOT_ORG, name="Scout", created_at="2021-05-03T08:53:36Z"),
+        flight_task_record(
+            TASK_DELETED, ROOT_ORG, "COMPLETED", name="Done", created_at="2021-05-03T08:54:36Z"
+        ),
     ] + [
-        {
-            "sentera_id": sentera_id,
-            "organization_sentera_id": CHILD_ORG,
-            "status": "IN_PROGRESS",
-            "name": f"Child task {n}",
-        }
+        flight_task_record(sentera_id, CHILD_ORG, "IN_PROGRESS", name=f"Child task {n}")
         for n, sentera_id in enumerate(CHILD_TASKS)
     ]
     bulk_tasks = [
-        {
-            "sentera_id": _bulk_id("bt", n, "TA", _TASK_TAIL),
-            "organization_sentera_id": ROOT_ORG,
-            "status": "WAITING_FOR_UPLOAD",
-        }
+        flight_task_record(numbered_id("bt", n, "TA", _TASK_TAIL), ROOT_ORG, "WAITING_FOR_UPLOAD")
         for n in range(flight_tasks)
     ]
 
@@ -365,38 +339,33 @@ def seed_changeset(
                 _user(OTHER_USER, "Otto", "Other", OTHER_ORG),
             ],
             "fields": [
-                {"sentera_id": SHORT1_FIELD, "organization_sentera_id": ROOT_ORG, "name": "S1"},
-                {"sentera_id": ACME_FIELD, "organization_sentera_id": ACME_ORG, "name": "Acme"},
-                {"sentera_id": OTHER_FIELD, "organization_sentera_id": OTHER_ORG, "name": "O"},
+                field_record(SHORT1_FIELD, ROOT_ORG, name="S1"),
+                field_record(ACME_FIELD, ACME_ORG, name="Acme"),
+                field_record(OTHER_FIELD, OTHER_ORG, name="O"),
             ],
             "surveys": [
-                {"sentera_id": SURVEY, "field_sentera_id": SHORT1_FIELD, "name": "SHORT1"},
-                {"sentera_id": ACME_SURVEY, "field_sentera_id": ACME_FIELD, "name": "Acme"},
-                {"sentera_id": OTHER_SURVEY, "field_sentera_id": OTHER_FIELD, "name": "Other"},
+                survey_record(SURVEY, SHORT1_FIELD, name="SHORT1"),
+                survey_record(ACME_SURVEY, ACME_FIELD, name="Acme"),
+                survey_record(OTHER_SURVEY, OTHER_FIELD, name="Other"),
             ],
             "images": example_images + bulk_images,
             "mosaics": [
                 *example_mosaics,
-                {
-                    "sentera_id": ACME_MOSAIC,
-                    "survey_sentera_id": ACME_SURVEY,
-                    "mosaic_type": "RGB",
-                    "quality": "FULL",
-                },
+                mosaic_record(ACME_MOSAIC, ACME_SURVEY, mosaic_type="RGB", quality="FULL"),
                 *bulk_mosaics,
             ],
             "cogs": example_cogs + bulk_cogs,
             "feature_sets": [
-                {
-                    "sentera_id": FEATURE_SET,
-                    "owner_type": "SURVEY",
-                    "owner_sentera_id": OTHER_SURVEY,
-                    "name": "Not yours",
-                    "type": "SV_PLANT_COUNT",
-                    "created_by_sentera_id": OTHER_USER,
-                }
+                feature_set_record(
+                    FEATURE_SET,
+                    "SURVEY",
+                    OTHER_SURVEY,
+                    name="Not yours",
+                    type="SV_PLANT_COUNT",
+                    created_by_sentera_id=OTHER_USER,
+                )
             ],
-            "logos": [{"sentera_id": LOGO, "organization_sentera_id": LOGO_ORG, "name": "Acme"}],
+            "logos": [logo_record(LOGO, LOGO_ORG, name="Acme")],
             "files": example_files + bulk_files,
             "flight_tasks": example_tasks + bulk_tasks,
         },

@@ -1,4 +1,4 @@
-"""Who reads what (sync-semantics.md §5), through the live HTTP server.
+"""Who reads what (sync-semantics.md §5), through the HTTP app.
 
 Two tenants: A (an organization A with a child A1 and a grandchild A2) and B. A scope the caller
 may not read is answered byte for byte like one that does not exist (apart from the id in the
@@ -16,8 +16,22 @@ import pytest
 
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.tokens import create_token
-from tests.conftest import LiveServer
-from tests.worlds import file_record, image_record, sid
+from tests.builder import (
+    Changeset,
+    cog_record,
+    feature_set_record,
+    field_record,
+    file_record,
+    flight_task_record,
+    image_record,
+    logo_record,
+    mosaic_record,
+    organization_record,
+    sid,
+    survey_record,
+    user_record,
+)
+from tests.conftest import ServerClient
 
 SELECTION = (
     "remaining_count upserted { sentera_id content_hash } deleted { sentera_id content_hash } "
@@ -123,67 +137,47 @@ class Tenant:
 
     def upsert(self) -> dict[str, list[dict[str, Any]]]:
         owners = {o["owner_type"]: o["sentera_id"] for o in self.owners()}
-        return {
-            "organizations": [
-                {
-                    "sentera_id": self.org,
-                    "name": f"{self.name} org",
-                    "parent_sentera_id": self.parent,
-                }
-            ],
-            "fields": [
-                {
-                    "sentera_id": self.field,
-                    "organization_sentera_id": self.org,
-                    "name": f"{self.name} field",
-                }
-            ],
-            "surveys": [
-                {
-                    "sentera_id": self.survey,
-                    "field_sentera_id": self.field,
-                    "name": f"{self.name} survey",
-                }
-            ],
-            "images": [image_record(self.image, self.survey, f"{self.name}.jpg")],
-            "mosaics": [
-                {
-                    "sentera_id": self.mosaic,
-                    "survey_sentera_id": self.survey,
-                    "name": f"{self.name} mosaic",
-                    "mosaic_type": "RGB",
-                    "quality": "FULL",
-                    "image_sentera_ids": [self.image],
-                }
-            ],
-            "cogs": [
-                {"sentera_id": self.cog, "mosaic_sentera_id": self.mosaic, "status": "SUCCESS"}
-            ],
-            "feature_sets": [
-                {
-                    "sentera_id": self.feature_set,
-                    "owner_type": "SURVEY",
-                    "owner_sentera_id": self.survey,
-                    "name": f"{self.name} stand count",
-                    "type": "SV_PLANT_COUNT",
-                }
-            ],
-            "logos": [{"sentera_id": self.logo, "organization_sentera_id": self.org}],
-            "files": [
-                file_record(
-                    file_id, owner_type, owners[owner_type], f"{self.name}-{owner_type}.txt"
-                )
-                for owner_type, file_id in self.files.items()
-            ],
-            "flight_tasks": [
-                {
-                    "sentera_id": self.task,
-                    "organization_sentera_id": self.org,
-                    "status": "OPEN",
-                    "name": f"{self.name} task",
-                }
-            ],
-        }
+        name = self.name
+        files = [
+            file_record(file_id, owner_type, owners[owner_type], f"{name}-{owner_type}.txt")
+            for owner_type, file_id in self.files.items()
+        ]
+        return (
+            Changeset()
+            .add(
+                "organizations",
+                organization_record(self.org, f"{name} org", parent_sentera_id=self.parent),
+            )
+            .add("fields", field_record(self.field, self.org, name=f"{name} field"))
+            .add("surveys", survey_record(self.survey, self.field, name=f"{name} survey"))
+            .add("images", image_record(self.image, self.survey, f"{name}.jpg"))
+            .add(
+                "mosaics",
+                mosaic_record(
+                    self.mosaic,
+                    self.survey,
+                    [self.image],
+                    name=f"{name} mosaic",
+                    mosaic_type="RGB",
+                    quality="FULL",
+                ),
+            )
+            .add("cogs", cog_record(self.cog, self.mosaic, "SUCCESS"))
+            .add(
+                "feature_sets",
+                feature_set_record(
+                    self.feature_set,
+                    "SURVEY",
+                    self.survey,
+                    name=f"{name} stand count",
+                    type="SV_PLANT_COUNT",
+                ),
+            )
+            .add("logos", logo_record(self.logo, self.org))
+            .add("files", *files)
+            .add("flight_tasks", flight_task_record(self.task, self.org, name=f"{name} task"))
+            .upsert
+        )
 
 
 @dataclass
@@ -200,12 +194,7 @@ class Tenants:
 
 
 def _user(sentera_id: str, last_name: str, org: str) -> dict[str, Any]:
-    return {
-        "sentera_id": sentera_id,
-        "email": f"{last_name.lower()}@example.test",
-        "last_name": last_name,
-        "organization_sentera_ids": [org],
-    }
+    return user_record(sentera_id, f"{last_name.lower()}@example.test", [org], last_name=last_name)
 
 
 def build_tenants(engine) -> Tenants:
@@ -214,25 +203,23 @@ def build_tenants(engine) -> Tenants:
     a2 = Tenant.fresh("AlphaGrandchild", parent=a1.org)
     b = Tenant.fresh("Bravo")
     user_a, user_a1, user_b = sid("US"), sid("US"), sid("US")
-    upsert: dict[str, list[dict[str, Any]]] = {}
+    changeset = Changeset(user_a)
     for tenant in (a, a1, a2, b):
-        for key, records in tenant.upsert().items():
-            upsert.setdefault(key, []).extend(records)
-    upsert["users"] = [
+        changeset.merge(tenant.upsert())
+    changeset.add(
+        "users",
         _user(user_a, "Anders", a.org),
         _user(user_a1, "Achebe", a1.org),
         _user(user_b, "Brontë", b.org),
-    ]
+    )
     gone = {"org": sid("OR"), "field": sid("AS"), "survey": sid("CO")}
-    upsert["organizations"].append(
-        {"sentera_id": gone["org"], "name": "Gone", "parent_sentera_id": a.org}
+    changeset.add(
+        "organizations", organization_record(gone["org"], "Gone", parent_sentera_id=a.org)
     )
-    upsert["fields"].append(
-        {"sentera_id": gone["field"], "organization_sentera_id": a.org, "name": "Gone"}
-    )
-    upsert["surveys"].append({"sentera_id": gone["survey"], "field_sentera_id": a.field})
-    apply_changeset(engine, {"actor_sentera_id": user_a, "upsert": upsert})
-    apply_changeset(engine, {"actor_sentera_id": user_a, "delete": list(gone.values())})
+    changeset.add("fields", field_record(gone["field"], a.org, name="Gone"))
+    changeset.add("surveys", survey_record(gone["survey"], a.field))
+    changeset.apply(engine)
+    Changeset(user_a, delete=list(gone.values())).apply(engine)
     return Tenants(
         a=a,
         a1=a1,
@@ -267,7 +254,7 @@ def masked(response: httpx.Response, ids: list[str]) -> bytes:
 
 
 def sync(
-    server: LiveServer, token: str, name: str, scope: str, descendants: bool | None = None
+    server: ServerClient, token: str, name: str, scope: str, descendants: bool | None = None
 ) -> dict[str, Any]:
     variables: dict[str, Any] = {"id": scope, "hashes": []}
     if name in BY_ORGANIZATION:
@@ -294,13 +281,13 @@ def assert_not_found(body: dict[str, Any], name: str) -> None:
 
 
 def test_other_tenants_scope_is_answered_as_not_found(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token = create_token(engine, tenants.user_a)
     a, b = tenants.a, tenants.b
     for name in SINGLE_SCOPE:
         # Our own scope works.
-        assert synced_ids(sync(live_server, token, name, a.scope(name)), name) == a.items(name)
+        assert synced_ids(sync(app_server, token, name, a.scope(name)), name) == a.items(name)
         for descendants in (None, False, True) if name in BY_ORGANIZATION else (None,):
             variables: dict[str, Any] = {"hashes": [], "desc": descendants}
             if name not in BY_ORGANIZATION:
@@ -315,7 +302,7 @@ def test_other_tenants_scope_is_answered_as_not_found(
                 "not-an-id",
             ]
             for scope in ids:
-                response = live_server.post(single_query(name), {**variables, "id": scope}, token)
+                response = app_server.post(single_query(name), {**variables, "id": scope}, token)
                 assert response.status_code == 200
                 assert_not_found(response.json(), name)
                 assert scope in response.json()["errors"][0]["message"]
@@ -324,13 +311,13 @@ def test_other_tenants_scope_is_answered_as_not_found(
 
 
 def test_other_tenants_file_owners_are_invalid_owners(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token = create_token(engine, tenants.user_a)
     a, b = tenants.a, tenants.b
 
     def files(owners: list[dict[str, str]], hashes: list[str] | None = None) -> httpx.Response:
-        response = live_server.post(FILES_QUERY, {"owners": owners, "hashes": hashes or []}, token)
+        response = app_server.post(FILES_QUERY, {"owners": owners, "hashes": hashes or []}, token)
         assert response.status_code == 200
         assert "errors" not in response.json()
         return response
@@ -368,27 +355,25 @@ def test_other_tenants_file_owners_are_invalid_owners(
 
 
 def test_hashes_of_another_tenant_are_ignored(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     a, b = tenants.a, tenants.b
     token_a = create_token(engine, tenants.user_a)
     token_b = create_token(engine, tenants.user_b)
-    their_images = sync(live_server, token_b, "sync_images", b.survey)["data"]["sync_images"]
-    their_files = live_server.post(
+    their_images = sync(app_server, token_b, "sync_images", b.survey)["data"]["sync_images"]
+    their_files = app_server.post(
         FILES_QUERY, {"owners": b.owners(), "hashes": []}, token_b
     ).json()["data"]["sync_files"]
     their_hashes = [i["content_hash"] for i in their_images["upserted"] + their_files["upserted"]]
     apply_changeset(engine, {"actor_sentera_id": tenants.user_b, "delete": [b.image, b.survey]})
 
-    response = live_server.post(
+    response = app_server.post(
         single_query("sync_images"), {"id": a.survey, "hashes": their_hashes}, token_a
     )
     result = response.json()["data"]["sync_images"]
     assert result["deleted"] == [] and result["failed"] is None
     assert {i["sentera_id"] for i in result["upserted"]} == {a.image}
-    response = live_server.post(
-        FILES_QUERY, {"owners": a.owners(), "hashes": their_hashes}, token_a
-    )
+    response = app_server.post(FILES_QUERY, {"owners": a.owners(), "hashes": their_hashes}, token_a)
     result = response.json()["data"]["sync_files"]
     assert result["deleted"] == [] and result["failed"] is None
     assert {f["sentera_id"] for f in result["upserted"]} == set(a.files.values())
@@ -399,7 +384,7 @@ def test_hashes_of_another_tenant_are_ignored(
 
 
 def test_members_read_descendants_but_not_ancestors(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     a, a1, a2 = tenants.a, tenants.a1, tenants.a2
     token_a = create_token(engine, tenants.user_a)
@@ -407,24 +392,24 @@ def test_members_read_descendants_but_not_ancestors(
     for name in SINGLE_SCOPE:
         # A member of A reads A, its child A1 and its grandchild A2.
         for tenant in (a, a1, a2):
-            body = sync(live_server, token_a, name, tenant.scope(name))
+            body = sync(app_server, token_a, name, tenant.scope(name))
             assert synced_ids(body, name) == tenant.items(name)
         # A member of A1 reads A1 and A2 ...
         for tenant in (a1, a2):
-            body = sync(live_server, token_a1, name, tenant.scope(name))
+            body = sync(app_server, token_a1, name, tenant.scope(name))
             assert synced_ids(body, name) == tenant.items(name)
         # ... but not its parent A: exactly as if A did not exist.
         for descendants in (False, True) if name in BY_ORGANIZATION else (None,):
             parent = a.scope(name)
             missing = fresh_like(parent)
             variables: dict[str, Any] = {"hashes": [], "desc": descendants}
-            theirs = live_server.post(single_query(name), {**variables, "id": parent}, token_a1)
-            nothing = live_server.post(single_query(name), {**variables, "id": missing}, token_a1)
+            theirs = app_server.post(single_query(name), {**variables, "id": parent}, token_a1)
+            nothing = app_server.post(single_query(name), {**variables, "id": missing}, token_a1)
             assert_not_found(theirs.json(), name)
             assert masked(theirs, [parent]) == masked(nothing, [missing])
 
     # sync_files: A's owners are invalid for a member of A1; A1's and A2's are fine.
-    response = live_server.post(
+    response = app_server.post(
         FILES_QUERY, {"owners": a.owners() + a1.owners() + a2.owners(), "hashes": []}, token_a1
     )
     result = response.json()["data"]["sync_files"]
@@ -435,7 +420,7 @@ def test_members_read_descendants_but_not_ancestors(
     assert {f["key"] for f in result["failed"]} == {"invalid_object"}
 
     # A member of A reads every owner of A, A1 and A2.
-    response = live_server.post(
+    response = app_server.post(
         FILES_QUERY, {"owners": a.owners() + a1.owners() + a2.owners(), "hashes": []}, token_a
     )
     result = response.json()["data"]["sync_files"]
@@ -444,22 +429,22 @@ def test_members_read_descendants_but_not_ancestors(
 
 
 def test_include_descendant_organizations(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token_a = create_token(engine, tenants.user_a)
     token_a1 = create_token(engine, tenants.user_a1)
     token_b = create_token(engine, tenants.user_b)
     for name in BY_ORGANIZATION:
-        check_descendants(live_server, tenants, name, token_a, token_a1, token_b)
+        check_descendants(app_server, tenants, name, token_a, token_a1, token_b)
 
 
 def check_descendants(
-    live_server: LiveServer, tenants: Tenants, name: str, token_a: str, token_a1: str, token_b: str
+    app_server: ServerClient, tenants: Tenants, name: str, token_a: str, token_a1: str, token_b: str
 ) -> None:
     a, a1, a2, b = tenants.a, tenants.a1, tenants.a2, tenants.b
 
     def ids(token: str, org: str, descendants: bool | None) -> set[str]:
-        return synced_ids(sync(live_server, token, name, org, descendants), name)
+        return synced_ids(sync(app_server, token, name, org, descendants), name)
 
     everything_a = a.items(name) | a1.items(name) | a2.items(name)
     assert ids(token_a, a.org, False) == a.items(name)
@@ -470,24 +455,24 @@ def check_descendants(
     assert ids(token_a, a2.org, True) == a2.items(name)
     assert ids(token_a1, a1.org, True) == a1.items(name) | a2.items(name)
     assert ids(token_a1, a1.org, False) == a1.items(name)
-    assert_not_found(sync(live_server, token_a1, name, a.org, True), name)
+    assert_not_found(sync(app_server, token_a1, name, a.org, True), name)
     assert ids(token_b, b.org, True) == b.items(name)
-    assert_not_found(sync(live_server, token_b, name, a.org, True), name)
+    assert_not_found(sync(app_server, token_b, name, a.org, True), name)
 
     # The argument may be left out of the query altogether (default false).
     argument = SINGLE_SCOPE[name]
     query = f'{{ {name}({argument}: "{a.org}", content_hashes: []) {{ {SELECTION} }} }}'
-    response = live_server.post(query, token=token_a)
+    response = app_server.post(query, token=token_a)
     assert synced_ids(response.json(), name) == a.items(name)
 
     # Holding the hashes of everything below A, a client syncing without descendants is told
     # nothing about them (they are in another scope), and with descendants has nothing to do.
-    response = live_server.post(
+    response = app_server.post(
         single_query(name), {"id": a.org, "hashes": [], "desc": True}, token_a
     )
     held = [item["content_hash"] for item in response.json()["data"][name]["upserted"]]
     for descendants in (True, False):
-        response = live_server.post(
+        response = app_server.post(
             single_query(name), {"id": a.org, "hashes": held, "desc": descendants}, token_a
         )
         result = response.json()["data"][name]
@@ -499,7 +484,7 @@ def check_descendants(
 
 
 def test_deleted_users_token_stops_working(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     token = create_token(engine, tenants.user_a)
     other = create_token(engine, tenants.user_a1)
@@ -507,18 +492,18 @@ def test_deleted_users_token_stops_working(
         f'{{ me {{ sentera_id }} sync_images(survey_sentera_id: "{tenants.a1.survey}", '
         "content_hashes: []) { upserted { sentera_id created_by { sentera_id } } } }"
     )
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 200
     assert response.json()["data"]["me"] == {"sentera_id": tenants.user_a}
 
     apply_changeset(engine, {"actor_sentera_id": tenants.user_a1, "delete": [tenants.user_a]})
 
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "Traceback" not in response.text
     # Other users are unaffected, and what the deleted user created stays attributed to it.
-    response = live_server.post(query, token=other)
+    response = app_server.post(query, token=other)
     assert response.status_code == 200, response.text
     [image] = response.json()["data"]["sync_images"]["upserted"]
     assert image["created_by"] == {"sentera_id": tenants.user_a}
@@ -548,7 +533,7 @@ LEAKY_SELECTION = """
 
 
 def test_item_moved_to_another_tenant_does_not_leak_it(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     """A client of A holding an item that moves into tenant B is told it is gone (its
     sentera_id and the hash it held, §2), but learns nothing of B from the entry."""
@@ -582,7 +567,7 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
     }
     held: dict[str, dict[str, str]] = {}
     for name, (query, variables, _moved) in queries.items():
-        response = live_server.post(query, {**variables, "h": []}, token)
+        response = app_server.post(query, {**variables, "h": []}, token)
         assert "errors" not in response.json(), response.text
         held[name] = {
             i["sentera_id"]: i["content_hash"] for i in response.json()["data"][name]["upserted"]
@@ -625,7 +610,7 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
     b_names = [secret, "Bravo org", "Bravo field", "Bravo survey"]
     leaks: dict[str, list[str]] = {}
     for name, (query, variables, moved) in queries.items():
-        response = live_server.post(query, {**variables, "h": list(held[name].values())}, token)
+        response = app_server.post(query, {**variables, "h": list(held[name].values())}, token)
         assert response.status_code == 200
         result = response.json()["data"][name]
         assert [(d["sentera_id"], d["content_hash"]) for d in result["deleted"]] == [
@@ -641,7 +626,7 @@ def test_item_moved_to_another_tenant_does_not_leak_it(
 
 
 def test_references_do_not_reach_into_another_tenant(
-    engine, live_server: LiveServer, tenants: Tenants
+    engine, app_server: ServerClient, tenants: Tenants
 ) -> None:
     """A flight task of A that names B's field and survey does not let A read them."""
     a, b = tenants.a, tenants.b
@@ -672,7 +657,7 @@ def test_references_do_not_reach_into_another_tenant(
         "upserted { sentera_id ... on FlightTask { field { name organization { name } } "
         "survey { name field { name } } } } } }"
     )
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 200
     leaked = [n for n in ("Bravo org", "Bravo field", "Bravo survey") if n in response.text]
     assert leaked == [], f"a member of A reads tenant B's {leaked}: {json.loads(response.text)}"

@@ -22,20 +22,24 @@ from fieldsync.model import kinds as k
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import read_snapshot
 from fieldsync.sync.engine import Scope, compute_page
-from tests.worlds import (
+from tests.builder import (
     T0,
     T1,
     T2,
+    Changeset,
     World,
     build_world,
     file_record,
     image_record,
     is_deleted,
+    organization_record,
     representation,
     row,
     row_counts,
     sid,
     snapshot,
+    survey_record,
+    user_record,
     versions_of,
 )
 
@@ -53,22 +57,9 @@ def rejected(engine: Engine, document: Any) -> list[str]:
 
 def org_and_user(engine: Engine) -> tuple[str, str]:
     org, user = sid("OR"), sid("US")
-    apply_changeset(
-        engine,
-        {
-            "upsert": {
-                "organizations": [{"sentera_id": org, "name": "Acme"}],
-                "users": [
-                    {
-                        "sentera_id": user,
-                        "email": "a@acme.test",
-                        "organization_sentera_ids": [org],
-                    }
-                ],
-            }
-        },
-        now=T0,
-    )
+    Changeset().add("organizations", organization_record(org, "Acme")).add(
+        "users", user_record(user, "a@acme.test", [org])
+    ).apply(engine, now=T0)
     return org, user
 
 
@@ -1467,14 +1458,7 @@ def test_create_and_delete_in_one_changeset(engine: Engine) -> None:
 
 def add_survey(engine: Engine, world: World) -> str:
     survey = sid("CO")
-    apply_changeset(
-        engine,
-        {
-            "actor_sentera_id": world.user,
-            "upsert": {"surveys": [{"sentera_id": survey, "field_sentera_id": world.field}]},
-        },
-        now=T0,
-    )
+    Changeset(world.user).add("surveys", survey_record(survey, world.field)).apply(engine, now=T0)
     return survey
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import itertools
 import os
 import random
 import signal
@@ -34,6 +33,17 @@ from fieldsync.storage import tables as t
 from fieldsync.storage.database import make_engine
 from fieldsync.storage.migrate import upgrade
 from fieldsync.tokens import create_token
+from tests.builder import (
+    Changeset,
+    field_record,
+    file_record,
+    flight_task_record,
+    image_record,
+    organization_record,
+    sid,
+    survey_record,
+    user_record,
+)
 
 WRITERS = 2
 CLIENTS = 4
@@ -48,13 +58,6 @@ def _fieldsync_command() -> list[str]:
     if beside_python.is_file():
         return [str(beside_python)]
     return [sys.executable, "-m", "fieldsync"]
-
-
-_serial = itertools.count(1)
-
-
-def sid(code: str) -> str:
-    return f"c{next(_serial):06d}_{code}_Acme_CV_test_abc123_240101_000000"
 
 
 def b64(raw: bytes) -> str:
@@ -90,57 +93,40 @@ class WriterState:
 
 
 def initial_world(world: World, writers: list[WriterState]) -> dict[str, Any]:
-    images, files, tasks = [], [], []
+    changeset = (
+        Changeset(world.user)
+        .add(
+            "organizations",
+            organization_record(world.org, "Acme"),
+            organization_record(world.child_org, "West", parent_sentera_id=world.org),
+        )
+        .add("users", user_record(world.user, "a@acme.test", [world.org]))
+        .add("fields", field_record(world.field_id, world.org, name="N"))
+        .add(
+            "surveys",
+            survey_record(world.survey_a, world.field_id, name="A"),
+            survey_record(world.survey_b, world.field_id, name="B"),
+        )
+    )
     for n in range(INITIAL_IMAGES):
         survey = world.survey_a if n % 5 else world.survey_b
         image = sid("IM")
         writers[n % len(writers)].images[image] = survey
-        images.append({"sentera_id": image, "survey_sentera_id": survey, "filename": f"{n}.jpg"})
+        changeset.add("images", image_record(image, survey, f"{n}.jpg", located=False))
     for n in range(120):
         owner_type = "SURVEY" if n % 3 else "FIELD"
         owner = world.survey_a if owner_type == "SURVEY" else world.field_id
         file = sid("FI")
         writers[n % len(writers)].files[file] = owner_type
-        files.append(
-            {
-                "sentera_id": file,
-                "owner_type": owner_type,
-                "owner_sentera_id": owner,
-                "filename": f"{n}.pdf",
-                "file_type": "DOCUMENT",
-            }
+        changeset.add(
+            "files", file_record(file, owner_type, owner, f"{n}.pdf", file_type="DOCUMENT")
         )
     for n in range(80):
         org = world.org if n % 2 else world.child_org
         task = sid("TA")
         writers[n % len(writers)].tasks[task] = org
-        tasks.append({"sentera_id": task, "organization_sentera_id": org, "status": "OPEN"})
-    return {
-        "actor_sentera_id": world.user,
-        "upsert": {
-            "organizations": [
-                {"sentera_id": world.org, "name": "Acme"},
-                {"sentera_id": world.child_org, "name": "West", "parent_sentera_id": world.org},
-            ],
-            "users": [
-                {
-                    "sentera_id": world.user,
-                    "email": "a@acme.test",
-                    "organization_sentera_ids": [world.org],
-                }
-            ],
-            "fields": [
-                {"sentera_id": world.field_id, "organization_sentera_id": world.org, "name": "N"}
-            ],
-            "surveys": [
-                {"sentera_id": world.survey_a, "field_sentera_id": world.field_id, "name": "A"},
-                {"sentera_id": world.survey_b, "field_sentera_id": world.field_id, "name": "B"},
-            ],
-            "images": images,
-            "files": files,
-            "flight_tasks": tasks,
-        },
-    }
+        changeset.add("flight_tasks", flight_task_record(task, org))
+    return changeset.document()
 
 
 def next_changeset(
@@ -440,6 +426,7 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
 # -- the test ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_clients_converge_to_the_live_scope_while_writers_run(
     pg_engine: Engine, serve: Callable[[], str]
 ) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -22,6 +21,24 @@ from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest
 from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import make_engine
+from tests.builder import (
+    Changeset,
+    cog_record,
+    feature_set_record,
+    field_record,
+    file_record,
+    flight_task_record,
+    image_record,
+    logo_record,
+    mosaic_record,
+    organization_record,
+    sid,
+    survey_record,
+    user_record,
+)
+
+# Every test here runs the real `fieldsync` command as a process (about a second each).
+pytestmark = pytest.mark.slow
 
 SUMMARY = re.compile(r"^created (\d+), updated (\d+), unchanged (\d+), deleted (\d+)$")
 
@@ -59,13 +76,6 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
 
 # -- worlds ----------------------------------------------------------------------------------
 
-_serial = itertools.count(1)
-
-
-def sid(code: str) -> str:
-    """A fresh, well-formed sentera_id of the given type code."""
-    return f"d{next(_serial):06d}_{code}_Acme_CV_test_abc123_240101_000000"
-
 
 class World:
     """A world with one of every kind (and a survey big enough for two sync_images pages)."""
@@ -100,127 +110,108 @@ class World:
 
     def create(self) -> dict[str, Any]:
         owners = {entry["owner_type"]: entry["sentera_id"] for entry in self.owners()}
-        image = {"latitude": 45.328761, "longitude": -93.521094, "altitude": 120.5}
-        return {
-            "actor_sentera_id": self.user,
-            "upsert": {
-                "organizations": [
-                    {"sentera_id": self.org, "name": "Acme"},
-                    {
-                        "sentera_id": self.child_org,
-                        "name": "Acme West",
-                        "parent_sentera_id": self.org,
-                    },
-                ],
-                "users": [
-                    {
-                        "sentera_id": self.user,
-                        "email": "ada@acme.test",
-                        "first_name": "Ada",
-                        "last_name": "Lovelace",
-                        "organization_sentera_ids": [self.org],
-                    }
-                ],
-                "fields": [
-                    {
-                        "sentera_id": self.field,
-                        "organization_sentera_id": self.org,
-                        "name": "North 40",
-                        "latitude": 45.3,
-                        "longitude": -93.5,
-                    }
-                ],
-                "surveys": [
-                    {
-                        "sentera_id": self.survey,
-                        "field_sentera_id": self.field,
-                        "name": "June flight",
-                        "start_time": "2024-06-01T14:00:00Z",
-                        "end_time": "2024-06-01T14:40:00Z",
-                    },
-                    {"sentera_id": self.survey2, "field_sentera_id": self.field, "name": "July"},
-                ],
-                "images": [
-                    {
-                        "sentera_id": image_id,
-                        "survey_sentera_id": self.survey,
-                        "filename": f"IMG_{n:05d}.jpg",
-                        "captured_at": "2024-06-01T14:03:11.250000Z",
-                        "size": 6_000_000_000 + n,
-                        **image,
-                    }
+        return (
+            Changeset(self.user)
+            .add(
+                "organizations",
+                organization_record(self.org, "Acme"),
+                organization_record(self.child_org, "Acme West", parent_sentera_id=self.org),
+            )
+            .add(
+                "users",
+                user_record(
+                    self.user, "ada@acme.test", [self.org], first_name="Ada", last_name="Lovelace"
+                ),
+            )
+            .add(
+                "fields",
+                field_record(self.field, self.org, name="North 40", latitude=45.3, longitude=-93.5),
+            )
+            .add(
+                "surveys",
+                survey_record(
+                    self.survey,
+                    self.field,
+                    name="June flight",
+                    start_time="2024-06-01T14:00:00Z",
+                    end_time="2024-06-01T14:40:00Z",
+                ),
+                survey_record(self.survey2, self.field, name="July"),
+            )
+            .add(
+                "images",
+                *(
+                    image_record(
+                        image_id,
+                        self.survey,
+                        f"IMG_{n:05d}.jpg",
+                        captured_at="2024-06-01T14:03:11.250000Z",
+                        size=6_000_000_000 + n,
+                    )
                     for n, image_id in enumerate(self.images)
-                ]
-                + [
-                    {"sentera_id": image_id, "survey_sentera_id": self.survey2, "filename": "b.jpg"}
+                ),
+                *(
+                    image_record(image_id, self.survey2, "b.jpg", located=False)
                     for image_id in self.images2
-                ],
-                "mosaics": [
-                    {
-                        "sentera_id": self.mosaic,
-                        "survey_sentera_id": self.survey,
-                        "name": "Full RGB",
-                        "mosaic_type": "RGB",
-                        "quality": "FULL",
-                        "area": {"value": 40.2, "unit": "ACRE"},
-                        "is_from_sentera_sensor": True,
-                        "image_sentera_ids": self.images[:25],
-                    }
-                ],
-                "cogs": [
-                    {
-                        "sentera_id": self.cog,
-                        "mosaic_sentera_id": self.mosaic,
-                        "status": "SUCCESS",
-                        "max_zoom": 19,
-                    }
-                ],
-                "feature_sets": [
-                    {
-                        "sentera_id": self.feature_set,
-                        "owner_type": "SURVEY",
-                        "owner_sentera_id": self.survey,
-                        "name": "Stand count",
-                        "type": "SV_PLANT_COUNT",
-                    }
-                ],
-                "logos": [
-                    {"sentera_id": self.logo, "organization_sentera_id": self.org, "name": "Logo"}
-                ],
-                "files": [
-                    {
-                        "sentera_id": file_id,
-                        "owner_type": kind,
-                        "owner_sentera_id": owners[kind],
-                        "filename": f"{kind.lower()}.bin",
-                        "file_type": "OTHER",
-                        "size": 1024,
-                    }
+                ),
+            )
+            .add(
+                "mosaics",
+                mosaic_record(
+                    self.mosaic,
+                    self.survey,
+                    self.images[:25],
+                    name="Full RGB",
+                    mosaic_type="RGB",
+                    quality="FULL",
+                    area={"value": 40.2, "unit": "ACRE"},
+                    is_from_sentera_sensor=True,
+                ),
+            )
+            .add("cogs", cog_record(self.cog, self.mosaic, "SUCCESS", max_zoom=19))
+            .add(
+                "feature_sets",
+                feature_set_record(
+                    self.feature_set,
+                    "SURVEY",
+                    self.survey,
+                    name="Stand count",
+                    type="SV_PLANT_COUNT",
+                ),
+            )
+            .add("logos", logo_record(self.logo, self.org, name="Logo"))
+            .add(
+                "files",
+                *(
+                    file_record(file_id, kind, owners[kind], f"{kind.lower()}.bin", size=1024)
                     for kind, file_id in self.files.items()
-                ]
-                + [
-                    {
-                        "sentera_id": file_id,
-                        "owner_type": "SURVEY",
-                        "owner_sentera_id": self.survey,
-                        "filename": f"doc{n}.pdf",
-                        "file_type": "DOCUMENT",
-                        "version": 1,
-                    }
+                ),
+                *(
+                    file_record(
+                        file_id,
+                        "SURVEY",
+                        self.survey,
+                        f"doc{n}.pdf",
+                        file_type="DOCUMENT",
+                        version=1,
+                    )
                     for n, file_id in enumerate(self.survey_files)
-                ],
-                "flight_tasks": [
-                    {
-                        "sentera_id": task,
-                        "organization_sentera_id": self.child_org if n % 3 else self.org,
-                        "status": "OPEN",
-                        "name": f"Scout {n}",
-                        "field_sentera_id": self.field,
-                    }
+                ),
+            )
+            .add(
+                "flight_tasks",
+                *(
+                    flight_task_record(
+                        task,
+                        self.child_org if n % 3 else self.org,
+                        name=f"Scout {n}",
+                        field_sentera_id=self.field,
+                    )
                     for n, task in enumerate(self.tasks)
-                ],
-            },
-        }
+                ),
+            )
+            .document()
+        )
 
     def change(self) -> dict[str, Any]:
         """Updates, moves and deletes, so tombstones and old item versions exist; and the root

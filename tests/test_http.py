@@ -19,8 +19,8 @@ import pytest
 from fieldsync.changeset import apply_changeset
 from fieldsync.hashing import encode_hash
 from fieldsync.tokens import create_token, revoke_token
-from tests.conftest import LiveServer
-from tests.worlds import World, build_world, image_record, sid
+from tests.builder import World, build_world, image_record, sid
+from tests.conftest import LiveServer, ServerClient
 
 ME = "{ me { sentera_id last_name } }"
 SYNC_IMAGES = """
@@ -45,7 +45,7 @@ def token(engine, world: World) -> str:
     return create_token(engine, world.user)
 
 
-def base_url(server: LiveServer) -> str:
+def base_url(server: ServerClient) -> str:
     return server.url.removesuffix("/graphql")
 
 
@@ -69,9 +69,9 @@ def bearer(token: str) -> dict[str, str]:
 # -- requests that work --------------------------------------------------------------------
 
 
-def test_post_and_get_requests(live_server: LiveServer, world: World, token: str) -> None:
+def test_post_and_get_requests(app_server: ServerClient, world: World, token: str) -> None:
     # POST, application/json.
-    response = live_server.post(ME, token=token)
+    response = app_server.post(ME, token=token)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {"data": {"me": {"sentera_id": world.user, "last_name": "Lovelace"}}}
@@ -84,24 +84,24 @@ def test_post_and_get_requests(live_server: LiveServer, world: World, token: str
         "variables": variables,
         "operationName": "SyncImages",
     }
-    response = live_server.http.post(live_server.url, json=payload, headers=bearer(token))
+    response = app_server.http.post(app_server.url, json=payload, headers=bearer(token))
     assert response.status_code == 200, response.text
     result = response.json()["data"]["sync_images"]
     assert {item["sentera_id"] for item in result["upserted"]} == {world.image, world.image2}
     assert result["remaining_count"] == 0 and result["deleted"] == [] and result["failed"] is None
     payload["operationName"] = "Me"
-    response = live_server.http.post(live_server.url, json=payload, headers=bearer(token))
+    response = app_server.http.post(app_server.url, json=payload, headers=bearer(token))
     assert response.json() == {"data": {"me": {"sentera_id": world.user}}}
 
     # Variables sent as a JSON string, as some clients do.
     payload = {"query": SYNC_IMAGES, "variables": json.dumps(variables)}
-    response = live_server.http.post(live_server.url, json=payload, headers=bearer(token))
+    response = app_server.http.post(app_server.url, json=payload, headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.json()["data"]["sync_images"] == result
 
     # POST, application/graphql.
-    response = live_server.http.post(
-        live_server.url,
+    response = app_server.http.post(
+        app_server.url,
         content=ME.encode(),
         headers={**bearer(token), "Content-Type": "application/graphql"},
     )
@@ -109,22 +109,22 @@ def test_post_and_get_requests(live_server: LiveServer, world: World, token: str
     assert response.json()["data"]["me"]["sentera_id"] == world.user
 
     # GET with a query string.
-    response = live_server.http.get(
-        live_server.url,
+    response = app_server.http.get(
+        app_server.url,
         params={"query": SYNC_IMAGES, "variables": json.dumps(variables)},
         headers=bearer(token),
     )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["sync_images"] == result
-    response = live_server.http.get(live_server.url, params={"query": ME}, headers=bearer(token))
+    response = app_server.http.get(app_server.url, params={"query": ME}, headers=bearer(token))
     assert response.status_code == 200
     assert response.json()["data"]["me"]["sentera_id"] == world.user
 
 
-def test_graphiql_and_healthz(live_server: LiveServer, token: str) -> None:
+def test_graphiql_and_healthz(app_server: ServerClient, token: str) -> None:
     # A browser asking for /graphql without a query gets GraphiQL (no token needed).
-    response = live_server.http.get(
-        live_server.url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    response = app_server.http.get(
+        app_server.url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -132,9 +132,9 @@ def test_graphiql_and_healthz(live_server: LiveServer, token: str) -> None:
     assert "graphiql" in response.text.lower()
 
     # A program doing the same gets a clear 400.
-    assert_error(live_server.http.get(live_server.url, headers=bearer(token)), 400, "BAD_REQUEST")
+    assert_error(app_server.http.get(app_server.url, headers=bearer(token)), 400, "BAD_REQUEST")
 
-    response = live_server.http.get(base_url(live_server) + "/healthz")
+    response = app_server.http.get(base_url(app_server) + "/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
@@ -143,54 +143,53 @@ def test_graphiql_and_healthz(live_server: LiveServer, token: str) -> None:
 
 
 def test_missing_bad_expired_and_revoked_tokens_are_401(
-    engine, live_server: LiveServer, world: World, token: str
+    engine, app_server: ServerClient, world: World, token: str
 ) -> None:
     # No token, by POST and by GET.
-    response = live_server.post(ME)
+    response = app_server.post(ME)
     body = assert_error(response, 401, "UNAUTHENTICATED")
     assert len(body["errors"]) == 1
     assert response.headers["www-authenticate"].lower().startswith("bearer")
-    assert_error(
-        live_server.http.get(live_server.url, params={"query": ME}), 401, "UNAUTHENTICATED"
-    )
+    assert_error(app_server.http.get(app_server.url, params={"query": ME}), 401, "UNAUTHENTICATED")
 
     # A header that is not a bearer token.
     for header in ("Basic dXNlcjpwYXNz", "Bearer", "Token " + token, token):
-        response = live_server.http.post(
-            live_server.url, json={"query": ME}, headers={"Authorization": header}
+        response = app_server.http.post(
+            app_server.url, json={"query": ME}, headers={"Authorization": header}
         )
         assert_error(response, 401, "UNAUTHENTICATED")
 
     # Bad tokens.
     for bad in ("nonsense", "fst_" + "A" * 43, token + "x", token[:-1], token.upper()):
-        assert_error(live_server.post(ME, token=bad), 401, "UNAUTHENTICATED")
+        assert_error(app_server.post(ME, token=bad), 401, "UNAUTHENTICATED")
 
     # The token is checked before the query is looked at.
-    assert_error(live_server.post("{ nope", token="nonsense"), 401, "UNAUTHENTICATED")
-    assert_error(live_server.post("{ nope }", token="nonsense"), 401, "UNAUTHENTICATED")
+    assert_error(app_server.post("{ nope", token="nonsense"), 401, "UNAUTHENTICATED")
+    assert_error(app_server.post("{ nope }", token="nonsense"), 401, "UNAUTHENTICATED")
 
     # The scheme is case-insensitive.
-    response = live_server.http.post(
-        live_server.url, json={"query": ME}, headers={"Authorization": f"bearer {token}"}
+    response = app_server.http.post(
+        app_server.url, json={"query": ME}, headers={"Authorization": f"bearer {token}"}
     )
     assert response.status_code == 200
 
     # A revoked token stops working; the user's other tokens do not.
     other = create_token(engine, world.user)
-    assert live_server.post(ME, token=token).status_code == 200
+    assert app_server.post(ME, token=token).status_code == 200
     revoke_token(engine, token)
-    assert_error(live_server.post(ME, token=token), 401, "UNAUTHENTICATED")
-    assert live_server.post(ME, token=other).status_code == 200
+    assert_error(app_server.post(ME, token=token), 401, "UNAUTHENTICATED")
+    assert app_server.post(ME, token=other).status_code == 200
 
     # An expired token stops working; one that is still valid keeps working.
     short = create_token(engine, world.user, timedelta(seconds=1))
-    assert live_server.post(ME, token=short).status_code == 200
+    assert app_server.post(ME, token=short).status_code == 200
     long = create_token(engine, world.user, timedelta(hours=8))
     time.sleep(1.2)
-    assert_error(live_server.post(ME, token=short), 401, "UNAUTHENTICATED")
-    assert live_server.post(ME, token=long).status_code == 200
+    assert_error(app_server.post(ME, token=short), 401, "UNAUTHENTICATED")
+    assert app_server.post(ME, token=long).status_code == 200
 
 
+@pytest.mark.slow
 def test_bad_token_is_refused_before_the_query_is_parsed(
     database_url: str, live_server: LiveServer
 ) -> None:
@@ -226,7 +225,7 @@ def test_bad_token_is_refused_before_the_query_is_parsed(
 # -- bad requests --------------------------------------------------------------------------
 
 
-def post_raw(server: LiveServer, body: bytes, token: str, **headers: str) -> httpx.Response:
+def post_raw(server: ServerClient, body: bytes, token: str, **headers: str) -> httpx.Response:
     return server.http.post(
         server.url,
         content=body,
@@ -274,11 +273,11 @@ BAD_VARIABLES: list[dict[str, Any] | None] = [
 ]
 
 
-def test_bad_requests_are_400(live_server: LiveServer, token: str) -> None:
+def test_bad_requests_are_400(app_server: ServerClient, token: str) -> None:
     for body in MALFORMED_BODIES:
-        assert_error(post_raw(live_server, body, token), 400, "BAD_REQUEST")
+        assert_error(post_raw(app_server, body, token), 400, "BAD_REQUEST")
     for payload in NOT_OBJECTS + WITHOUT_QUERY:
-        response = post_raw(live_server, json.dumps(payload).encode(), token)
+        response = post_raw(app_server, json.dumps(payload).encode(), token)
         assert_error(response, 400, "BAD_REQUEST")
     for payload in (
         {"query": ME, "variables": "{not json"},
@@ -286,42 +285,42 @@ def test_bad_requests_are_400(live_server: LiveServer, token: str) -> None:
         {"query": ME, "variables": 3},
         {"query": ME, "operationName": 7},
     ):
-        response = post_raw(live_server, json.dumps(payload).encode(), token)
+        response = post_raw(app_server, json.dumps(payload).encode(), token)
         assert_error(response, 400, "BAD_REQUEST")
-    response = live_server.http.get(
-        live_server.url, params={"query": ME, "variables": "{oops"}, headers=bearer(token)
+    response = app_server.http.get(
+        app_server.url, params={"query": ME, "variables": "{oops"}, headers=bearer(token)
     )
     assert_error(response, 400, "BAD_REQUEST")
 
 
-def test_graphql_request_errors_are_400(live_server: LiveServer, token: str) -> None:
+def test_graphql_request_errors_are_400(app_server: ServerClient, token: str) -> None:
     for query in SYNTAX_ERRORS:
-        body = assert_error(live_server.post(query, token=token), 400, "GRAPHQL_PARSE_FAILED")
+        body = assert_error(app_server.post(query, token=token), 400, "GRAPHQL_PARSE_FAILED")
         assert "Syntax Error" in body["errors"][0]["message"]
         assert body["errors"][0]["locations"]
-        response = live_server.http.get(
-            live_server.url, params={"query": query}, headers=bearer(token)
+        response = app_server.http.get(
+            app_server.url, params={"query": query}, headers=bearer(token)
         )
         assert_error(response, 400, "GRAPHQL_PARSE_FAILED")
 
     for query in INVALID_QUERIES:
-        response = live_server.post(query, token=token)
+        response = app_server.post(query, token=token)
         body = assert_error(response, 400, "GRAPHQL_VALIDATION_FAILED")
         assert all(e["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" for e in body["errors"])
 
     for variables in BAD_VARIABLES:
-        response = live_server.post(SYNC_IMAGES, variables, token)
+        response = app_server.post(SYNC_IMAGES, variables, token)
         body = assert_error(response, 400, "BAD_USER_INPUT")
         assert "$" in body["errors"][0]["message"], body
 
     payload = {"query": ME, "operationName": "Nope"}
-    assert_error(post_raw(live_server, json.dumps(payload).encode(), token), 400, "BAD_USER_INPUT")
+    assert_error(post_raw(app_server, json.dumps(payload).encode(), token), 400, "BAD_USER_INPUT")
     two = "query A { me { sentera_id } } query B { me { last_name } }"
-    assert_error(live_server.post(two, token=token), 400, "BAD_USER_INPUT")
+    assert_error(app_server.post(two, token=token), 400, "BAD_USER_INPUT")
 
     # A scope that is not there is an error of the field, not of the request.
     missing = sid("CO")
-    response = live_server.post(SYNC_IMAGES, {"survey": missing, "hashes": []}, token)
+    response = app_server.post(SYNC_IMAGES, {"survey": missing, "hashes": []}, token)
     assert response.status_code == 200
     body = response.json()
     assert body["data"] == {"sync_images": None}
@@ -370,6 +369,7 @@ def test_body_over_the_limit_is_413(small_server: LiveServer, world: World, toke
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.slow
 def test_one_hundred_thousand_hashes(engine, database_url: str, live_server: LiveServer) -> None:
     """A client holding 100,000 hashes (1,000 real ones) gets the right page, inline or not."""
     world = build_world(engine)

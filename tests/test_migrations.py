@@ -4,7 +4,6 @@ upgrades in place to head with its data and its sync answers intact."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,19 @@ from fieldsync.storage import tables as t
 from fieldsync.storage.database import make_engine
 from fieldsync.storage.migrate import schema_status, upgrade
 from fieldsync.tokens import create_token
+from tests.builder import (
+    Changeset,
+    cog_record,
+    field_record,
+    file_record,
+    flight_task_record,
+    image_record,
+    mosaic_record,
+    organization_record,
+    sid,
+    survey_record,
+    user_record,
+)
 
 FIRST_REVISION = "0001"
 SCRIPTS = ScriptDirectory(str(Path(migrate_module.__file__).with_name("migrations")))
@@ -199,12 +211,6 @@ def test_a_database_made_at_the_first_revision_upgrades_in_place_and_keeps_its_d
 
 # -- helpers -----------------------------------------------------------------------------------
 
-_serial = itertools.count(1)
-
-
-def sid(code: str) -> str:
-    return f"m{next(_serial):06d}_{code}_Acme_CV_test_abc123_240101_000000"
-
 
 def _b64(raw: bytes) -> str:
     import base64
@@ -221,57 +227,44 @@ class World:
         self.deleted_hash = ""
 
     def create(self) -> dict[str, Any]:
-        return {
-            "actor_sentera_id": self.user,
-            "upsert": {
-                "organizations": [{"sentera_id": self.org, "name": "Acme"}],
-                "users": [
-                    {
-                        "sentera_id": self.user,
-                        "email": "a@acme.test",
-                        "organization_sentera_ids": [self.org],
-                    }
-                ],
-                "fields": [
-                    {"sentera_id": self.field, "organization_sentera_id": self.org, "name": "N"}
-                ],
-                "surveys": [{"sentera_id": self.survey, "field_sentera_id": self.field}],
-                "images": [
-                    {
-                        "sentera_id": image,
-                        "survey_sentera_id": self.survey,
-                        "filename": f"IMG_{n}.jpg",
-                        "latitude": 45.5,
-                        "captured_at": "2024-06-01T14:03:11Z",
-                    }
+        return (
+            Changeset(self.user)
+            .add("organizations", organization_record(self.org, "Acme"))
+            .add("users", user_record(self.user, "a@acme.test", [self.org]))
+            .add("fields", field_record(self.field, self.org, name="N"))
+            .add("surveys", survey_record(self.survey, self.field))
+            .add(
+                "images",
+                *(
+                    image_record(
+                        image,
+                        self.survey,
+                        f"IMG_{n}.jpg",
+                        located=False,
+                        latitude=45.5,
+                        captured_at="2024-06-01T14:03:11Z",
+                    )
                     for n, image in enumerate(self.images)
-                ],
-                "mosaics": [
-                    {
-                        "sentera_id": self.mosaic,
-                        "survey_sentera_id": self.survey,
-                        "mosaic_type": "NDVI",
-                        "quality": "PREVIEW",
-                        "image_sentera_ids": self.images[:6],
-                    }
-                ],
-                "cogs": [
-                    {"sentera_id": self.cog, "mosaic_sentera_id": self.mosaic, "status": "PENDING"}
-                ],
-                "files": [
-                    {
-                        "sentera_id": self.file,
-                        "owner_type": "MOSAIC",
-                        "owner_sentera_id": self.mosaic,
-                        "filename": "ortho.tif",
-                        "file_type": "MOSAIC",
-                    }
-                ],
-                "flight_tasks": [
-                    {"sentera_id": self.task, "organization_sentera_id": self.org, "status": "OPEN"}
-                ],
-            },
-        }
+                ),
+            )
+            .add(
+                "mosaics",
+                mosaic_record(
+                    self.mosaic,
+                    self.survey,
+                    self.images[:6],
+                    mosaic_type="NDVI",
+                    quality="PREVIEW",
+                ),
+            )
+            .add("cogs", cog_record(self.cog, self.mosaic, "PENDING"))
+            .add(
+                "files",
+                file_record(self.file, "MOSAIC", self.mosaic, "ortho.tif", file_type="MOSAIC"),
+            )
+            .add("flight_tasks", flight_task_record(self.task, self.org))
+            .document()
+        )
 
     def change(self) -> dict[str, Any]:
         return {

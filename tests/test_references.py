@@ -10,7 +10,7 @@ from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest
 from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.changeset import apply_changeset
 from fieldsync.tokens import create_token
-from tests.worlds import sid
+from tests.builder import sid
 
 QUERY = """
 query Cogs($survey: ID!) {

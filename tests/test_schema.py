@@ -20,8 +20,8 @@ from graphql import (
 from fieldsync.api.schema import SCHEMA_PATH, build_fieldsync_schema
 from fieldsync.model import enums
 from fieldsync.tokens import create_token
-from tests.conftest import LiveServer
-from tests.worlds import build_world
+from tests.builder import build_world
+from tests.conftest import ServerClient
 
 SYNC_RESULT_FIELDS = {
     "deleted": "[SyncItem!]!",
@@ -100,12 +100,12 @@ def test_sync_query_arguments_and_return_fields(schema: GraphQLSchema, query: st
         assert print_ast(argument.ast_node.default_value) == "false"
 
 
-def test_served_schema(engine, live_server: LiveServer, checked_in: str) -> None:
+def test_served_schema(engine, app_server: ServerClient, checked_in: str) -> None:
     """What a client sees through introspection over HTTP: the checked-in SDL, and the
     documented arguments and return fields of every sync query."""
     world = build_world(engine)
     token = create_token(engine, world.user)
-    response = live_server.post(get_introspection_query(descriptions=True), token=token)
+    response = app_server.post(get_introspection_query(descriptions=True), token=token)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     assert "errors" not in body, body["errors"]
@@ -123,7 +123,7 @@ def test_served_schema(engine, live_server: LiveServer, checked_in: str) -> None
       kind name ofType { kind name ofType { kind name ofType { kind name } } }
     }
     """
-    response = live_server.post(query, token=token)
+    response = app_server.post(query, token=token)
     assert response.status_code == 200, response.text
     fields = {f["name"]: f for f in response.json()["data"]["__schema"]["queryType"]["fields"]}
 

@@ -1,4 +1,4 @@
-"""The five source documents' example queries, sent verbatim through the live HTTP server.
+"""The five source documents' example queries, sent verbatim through the HTTP app.
 
 Each example query is read from its seed file at test time (`tests/fixtures/seeds/*.txt`, copies
 of the source documents kept in the repository) together with its documented response. Over
@@ -22,7 +22,7 @@ from graphql import GraphQLNonNull, GraphQLObjectType, build_schema
 from fieldsync.api.schema import schema_sdl
 from fieldsync.tokens import create_token
 from tests import seed_world as sw
-from tests.conftest import LiveServer
+from tests.conftest import ServerClient
 
 HASH_RE = re.compile(r"^[A-Za-z0-9+/]{16}$")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -230,7 +230,7 @@ def documented_hashes(query: str) -> list[str]:
     return re.findall(r'"([^"]*)"', found.group(1))
 
 
-def call(server: LiveServer, token: str, example: SeedExample, query: str) -> dict[str, Any]:
+def call(server: ServerClient, token: str, example: SeedExample, query: str) -> dict[str, Any]:
     response = server.post(query, token=token)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -266,7 +266,7 @@ def candidates(client: Client, live: dict[str, str]) -> int:
 
 
 def sync_until_done(
-    server: LiveServer, token: str, example: SeedExample, client: Client, live: dict[str, str]
+    server: ServerClient, token: str, example: SeedExample, client: Client, live: dict[str, str]
 ) -> int:
     """Loop as the documents say until remaining_count is 0; the number of calls made."""
     page_size = sw.PAGE_SIZES[example.name]
@@ -299,10 +299,9 @@ def test_seed_query_is_extracted_verbatim(name: str) -> None:
     assert example.query in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SETUPS))
-def test_seed_example_verbatim_converges_and_reports_deletes(
-    engine, live_server, name: str
-) -> None:
+def test_seed_example_verbatim_converges_and_reports_deletes(engine, app_server, name: str) -> None:
     setup = SETUPS[name]
     example = read_example(setup.filename)
     world = sw.build_seed_world(engine, **setup.bulk)
@@ -312,7 +311,7 @@ def test_seed_example_verbatim_converges_and_reports_deletes(
 
     # The example, verbatim: its made-up hashes name nothing, so the first page is full of
     # upserts, the oldest first.
-    result = call(live_server, token, example, example.query)
+    result = call(app_server, token, example, example.query)
     page_size = sw.PAGE_SIZES[name]
     assert result["deleted"] == []
     assert len(result["upserted"]) == page_size
@@ -355,12 +354,12 @@ def test_seed_example_verbatim_converges_and_reports_deletes(
         assert failed is None
 
     # The same call again gives the same page: the server keeps no per-client state.
-    again = call(live_server, token, example, example.query)
+    again = call(app_server, token, example, example.query)
     assert again == result
 
     # The client loop, holding the example's made-up hashes throughout.
     client = Client(unknown=documented_hashes(example.query))
-    calls = sync_until_done(live_server, token, example, client, live)
+    calls = sync_until_done(app_server, token, example, client, live)
     assert calls == math.ceil(len(live) / page_size)
     assert client.items == live
     assert set(client.items) == world.scopes[name]
@@ -372,7 +371,7 @@ def test_seed_example_verbatim_converges_and_reports_deletes(
     live = sw.current_hashes(engine, world.scopes[name])
     assert setup.deleted_item not in live and len(live) == len(client.items) - 1
 
-    result = call(live_server, token, example, with_hashes(example.query, client.hashes()))
+    result = call(app_server, token, example, with_hashes(example.query, client.hashes()))
     assert result["deleted"] == [
         {"sentera_id": setup.deleted_item, "content_hash": held, **setup.deleted_extra}
     ]
@@ -382,9 +381,9 @@ def test_seed_example_verbatim_converges_and_reports_deletes(
     assert result["remaining_count"] == 0
 
     # Asked again with the same hashes, the same answer; once dropped, nothing is left.
-    again = call(live_server, token, example, with_hashes(example.query, client.hashes()))
+    again = call(app_server, token, example, with_hashes(example.query, client.hashes()))
     assert again == result
     client.apply(result)
     assert client.items == live
-    done = call(live_server, token, example, with_hashes(example.query, client.hashes()))
+    done = call(app_server, token, example, with_hashes(example.query, client.hashes()))
     assert (done["deleted"], done["upserted"], done["remaining_count"]) == ([], [], 0)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
@@ -712,6 +713,7 @@ class SyncMachine(RuleBasedStateMachine):
             assert is_empty(page) and page["remaining_count"] == 0, (client.label, page)
 
 
+@pytest.mark.slow
 def test_every_sync_query_converges_while_data_changes(engine: Engine) -> None:
     executor = GraphQLExecutor(schema(), engine)
 
