@@ -247,7 +247,10 @@ def fresh_like(sentera_id: str) -> str:
 
 
 def masked(response: httpx.Response, ids: list[str]) -> bytes:
-    content = response.content
+    """The body with the ids replaced by placeholders, and without the request's own id (which
+    differs for every request by design)."""
+    request_id = response.headers["x-request-id"].encode()
+    content = response.content.replace(request_id, b"<request>")
     for index, sentera_id in enumerate(ids):
         content = content.replace(sentera_id.encode(), f"<id{index}>".encode())
     return content

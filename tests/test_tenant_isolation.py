@@ -64,8 +64,10 @@ MOSAICS = """
 query($survey: ID!, $hashes: [String!]!) {
   sync_mosaics(survey_sentera_id: $survey, content_hashes: $hashes) {
     upserted { sentera_id content_hash ... on Mosaic {
-      images { total_count present results { sentera_id filename } } } }
-    deleted { sentera_id ... on Mosaic { images { total_count results { filename } } } }
+      images(pagination: {page: 1, page_size: 10}) {
+        total_count present results { sentera_id filename } } } }
+    deleted { sentera_id ... on Mosaic {
+      images(pagination: {page: 1, page_size: 10}) { total_count results { filename } } } }
   }
 }
 """
