@@ -223,9 +223,9 @@ class Envelope:
         if self.operation_name is not None:
             tags.append("operationName" + _surrogate_tag(self.operation_name))
         if self.variables is not None:
-            tags.append("variables" + _surrogate_tag(json.dumps(self.variables)))
+            tags.append("variables" + _surrogate_tag(self.variables))
         if self.id_variable is not None:
-            tags.append("$id" + _surrogate_tag(json.dumps(self.id_variable)))
+            tags.append("$id" + _surrogate_tag(self.id_variable))
         if self.nesting:
             tags.append(f"nesting {self.nesting}")
         return ", ".join(tags) or "plain"
@@ -241,8 +241,9 @@ class Envelope:
         return f"{query} {json.dumps(shown)}" if shown else query
 
 
-def _surrogate_tag(text: str) -> str:
-    return " with a lone surrogate" if re.search(r"\\ud[89a-f]", text) else ""
+def _surrogate_tag(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return " with a lone surrogate" if any("\ud800" <= c <= "\udfff" for c in text) else ""
 
 
 _JSON_CONTENT = {"Content-Type": "application/json"}
