@@ -271,18 +271,35 @@ def envelope_strategy() -> st.SearchStrategy[Envelope]:
     return st.one_of(st.just(Envelope()), st.just(Envelope()), hostile)
 
 
-SEED_QUERY = '{ survey(sentera_id: "x") { sentera_id } }'
-SEED_ENVELOPES = (
-    Envelope(),
-    Envelope(nesting=100_000),
-    Envelope(operation_name="\ud800"),
-    Envelope(variables={"x": "\ud800"}),
-    Envelope(id_variable="\ud800"),
-    Envelope(id_variable=[[["x"]]]),
-    Envelope(method="GET", operation_name="\ud800"),
+SURVEY_PLACEHOLDER = "SURVEY_ID"
+_SURVEY = '{ survey(sentera_id: "SURVEY_ID") { sentera_id } }'
+_FILES = (
+    '{ sync_files(owners: [{owner_type: SURVEY, sentera_id: "SURVEY_ID"}], content_hashes: [])'
+    " { failed { key details } } }"
 )
-"""Sent before the generated ones in every run: one of each hostile envelope, so each is
-checked every time whatever the generator draws."""
+_HASHES = (
+    'query Hashes($hashes: [String!]!) { sync_images(survey_sentera_id: "SURVEY_ID", '
+    "content_hashes: $hashes) { remaining_count failed { key details } } }"
+)
+SEEDS: tuple[tuple[str, Envelope], ...] = (
+    (_SURVEY, Envelope()),
+    (_SURVEY, Envelope(nesting=100_000)),
+    (_SURVEY, Envelope(operation_name="\ud800")),
+    (_SURVEY, Envelope(variables={"x": "\ud800"})),
+    (_SURVEY, Envelope(id_variable="\ud800")),
+    (_SURVEY, Envelope(id_variable=[[["x"]]])),
+    (_SURVEY, Envelope(method="GET", operation_name="\ud800")),
+    (_FILES, Envelope(id_variable="\ud800")),
+    (_HASHES, Envelope(variables={"hashes": ["\ud800", "AAAAAAAAAAAAAAAA\n"]})),
+)
+"""Sent before the generated ones in every run: each hostile envelope, and lone surrogates
+where the server echoes input back (owner ids, content hashes), whatever the generator draws."""
+
+
+def seed_requests(ids: Sequence[str]) -> list[tuple[str, Envelope]]:
+    """The seeds, aimed at a real survey when there is one."""
+    survey = next((sentera_id for sentera_id in ids if "_CO_" in sentera_id), "none")
+    return [(query.replace(SURVEY_PLACEHOLDER, survey), envelope) for query, envelope in SEEDS]
 
 
 def send(
@@ -353,8 +370,7 @@ def fuzz(
             query = with_real_ids(generated, target.ids, rng)
             report.record(*send(client, target.url, query, target.token, envelope))
 
-        for envelope in SEED_ENVELOPES:
-            query = with_real_ids(SEED_QUERY, target.ids, random.Random(0))
+        for query, envelope in seed_requests(target.ids):
             report.record(*send(client, target.url, query, target.token, envelope))
         _run_examples(one, strategy, max_examples=max_examples, seed=seed)
 

@@ -19,7 +19,7 @@ from fieldsync.storage.migrate import upgrade
 from fieldsync.tokens import create_token, revoke_token
 from tests.conftest import LiveServer, PostgresDatabases
 from tests.fuzzing import (
-    SEED_ENVELOPES,
+    SEEDS,
     FuzzReport,
     FuzzTarget,
     ServerExceptions,
@@ -39,9 +39,9 @@ UNAUTHENTICATED_STATUSES = {400, 401}  # a body that cannot be read is refused b
 KNOWN_SERVER_ERRORS = pytest.mark.xfail(
     strict=True,
     reason=(
-        "HTTP 500 on JSON nested 100,000 levels deep (RecursionError in json.loads, with or "
-        "without a token) and on a lone surrogate echoed in a response (UnicodeEncodeError), "
-        "issue 6 item 3"
+        "issue 6 item 3: HTTP 500 on JSON nested 100,000 levels deep (RecursionError in "
+        "json.loads, with or without a token), and on a lone surrogate the response echoes "
+        "(UnicodeEncodeError): in operationName, a sync_files owner id, a content hash"
     ),
 )
 
@@ -88,7 +88,7 @@ def _fuzz(target: FuzzTarget, max_examples: int) -> FuzzReport:
     report = FuzzReport()
     with ServerExceptions() as exceptions:
         fuzz(target, report, max_examples=max_examples, seed=SEED)
-    assert report.requests == len(SEED_ENVELOPES) + max_examples
+    assert report.requests == len(SEEDS) + max_examples
     assert not report.findings and not exceptions.seen, (
         f"{report.summary()}\nserver exceptions: {exceptions.seen}"
     )
