@@ -548,12 +548,13 @@ def run_load(args: argparse.Namespace, database_url: str, workdir: Path) -> Outc
     engine = make_engine(database_url)
     upgrade(engine)
     world = build_world(engine)
-    token = create_token(engine, USER)
+    # One token per client, as real clients have: a per-token rate limit throttles each alone.
+    tokens = [create_token(engine, USER) for _ in range(args.clients)]
     scopes = scopes_of(world)
     with server(database_url, args.workers, workdir / "server.log") as (url, root):
         with MemorySampler(root) as memory:
             stats = Stats()
-            clients = [Client(url, token, stats, seed) for seed in range(args.clients)]
+            clients = [Client(url, token, stats, seed) for seed, token in enumerate(tokens)]
             writers = [
                 Writer(
                     engine, world.surveys[i :: args.writers], world.flight_tasks[i :: args.writers]
