@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from fieldsync.api.limits import MAX_OWNERS_CEILING
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.changeset.apply import parse_changeset
-from fieldsync.config import LOG_LEVELS, MAX_PORT, MIN_BODY_BYTES, Settings
+from fieldsync.config import LOG_FORMATS, LOG_LEVELS, MAX_PORT, MIN_BODY_BYTES, Settings
 from fieldsync.errors import FieldSyncError
 from fieldsync.observability import configure_logging, metrics_directory, uvicorn_options
 from fieldsync.storage.database import (
@@ -148,7 +148,8 @@ def ensure_port_free(host: str, port: int) -> None:
         raise click.ClickException(message) from None
 
 
-def _limit_option(name: str, kind: Any, help_text: str) -> Callable[[F], F]:
+def _setting_option(name: str, kind: Any, help_text: str) -> Callable[[F], F]:
+    """`--NAME` for the setting of that name, with its FIELDSYNC_* variable and default."""
     setting = name.replace("-", "_")
     envvar = f"FIELDSYNC_{setting.upper()}"
     return click.option(
@@ -162,35 +163,41 @@ def _limit_option(name: str, kind: Any, help_text: str) -> Callable[[F], F]:
     )
 
 
+def _switch_option(name: str, help_text: str) -> Callable[[F], F]:
+    """`--NAME/--no-NAME` for a yes/no setting, with its FIELDSYNC_* variable and default."""
+    envvar = f"FIELDSYNC_{name.upper()}"
+    return click.option(
+        f"--{name}/--no-{name}",
+        envvar=envvar,
+        default=getattr(DEFAULTS, name),
+        show_default=True,
+        help=f"{help_text} [env: {envvar}]",
+    )
+
+
 def limit_options(function: F) -> F:
     """The cost limits of one request (docs/limits.md), each an option of `serve`."""
     options = [
-        _limit_option("max-query-depth", click.IntRange(min=1), "Deepest field nesting"),
-        _limit_option("max-query-aliases", click.IntRange(min=0), "Aliased fields a request"),
-        _limit_option("max-query-fields", click.IntRange(min=1), "Field selections a request"),
-        _limit_option("max-query-cost", click.IntRange(min=1), "Estimated cost a request"),
-        _limit_option("max-query-tokens", click.IntRange(min=1), "Tokens of a query document"),
-        _limit_option("max-hashes", click.IntRange(min=0), "content_hashes a request"),
-        _limit_option(
+        _setting_option("max-query-depth", click.IntRange(min=1), "Deepest field nesting"),
+        _setting_option("max-query-aliases", click.IntRange(min=0), "Aliased fields a request"),
+        _setting_option("max-query-fields", click.IntRange(min=1), "Field selections a request"),
+        _setting_option("max-query-cost", click.IntRange(min=1), "Estimated cost a request"),
+        _setting_option("max-query-tokens", click.IntRange(min=1), "Tokens of a query document"),
+        _setting_option("max-hashes", click.IntRange(min=0), "content_hashes a request"),
+        _setting_option(
             "max-owners", click.IntRange(1, MAX_OWNERS_CEILING), "sync_files owners a request"
         ),
-        _limit_option(
+        _setting_option(
             "request-timeout",
             click.FloatRange(min=0, min_open=True),
             "Seconds a request may run before it is stopped (503 TIMEOUT)",
         ),
-        _limit_option(
+        _setting_option(
             "max-response-bytes",
             click.IntRange(min=MIN_BODY_BYTES),
             "Larger answers become a RESPONSE_TOO_LARGE error",
         ),
-        click.option(
-            "--introspection/--no-introspection",
-            envvar="FIELDSYNC_INTROSPECTION",
-            default=DEFAULTS.introspection,
-            show_default=True,
-            help="Answer schema introspection queries [env: FIELDSYNC_INTROSPECTION]",
-        ),
+        _switch_option("introspection", "Answer schema introspection queries"),
     ]
     for option in reversed(options):
         function = option(function)
@@ -200,72 +207,37 @@ def limit_options(function: F) -> F:
 def operations_options(function: F) -> F:
     """`serve` options of docs/operations.md: logs, GraphiQL, admission, shutdown."""
     options = [
-        click.option(
-            "--log-format",
-            envvar="FIELDSYNC_LOG_FORMAT",
-            type=click.Choice(["json", "text"]),
-            default=DEFAULTS.log_format,
-            show_default=True,
-            help="One JSON object per log line, or readable text [env: FIELDSYNC_LOG_FORMAT]",
+        _setting_option(
+            "log-format", click.Choice(LOG_FORMATS), "One JSON object per log line, or text"
         ),
-        click.option(
-            "--graphiql/--no-graphiql",
-            envvar="FIELDSYNC_GRAPHIQL",
-            default=DEFAULTS.graphiql,
-            show_default=True,
-            help="Serve GraphiQL to browsers at /graphql [env: FIELDSYNC_GRAPHIQL]",
+        _switch_option("graphiql", "Serve GraphiQL to browsers at /graphql"),
+        _setting_option(
+            "max-concurrent-requests",
+            click.IntRange(min=1),
+            "GraphQL requests executing at once per process",
         ),
-        click.option(
-            "--max-concurrent-requests",
-            envvar="FIELDSYNC_MAX_CONCURRENT_REQUESTS",
-            type=click.IntRange(min=1),
-            default=DEFAULTS.max_concurrent_requests,
-            show_default=True,
-            help="GraphQL requests executing at once per process "
-            "[env: FIELDSYNC_MAX_CONCURRENT_REQUESTS]",
+        _setting_option(
+            "max-queued-requests",
+            click.IntRange(min=0),
+            "Requests that may wait for a slot; more get 503 at once",
         ),
-        click.option(
-            "--max-queued-requests",
-            envvar="FIELDSYNC_MAX_QUEUED_REQUESTS",
-            type=click.IntRange(min=0),
-            default=DEFAULTS.max_queued_requests,
-            show_default=True,
-            help="Requests that may wait for a slot; more get 503 at once "
-            "[env: FIELDSYNC_MAX_QUEUED_REQUESTS]",
+        _setting_option(
+            "queue-timeout",
+            click.FloatRange(min=0, min_open=True),
+            "Seconds a request waits for a slot before 503",
         ),
-        click.option(
-            "--queue-timeout",
-            envvar="FIELDSYNC_QUEUE_TIMEOUT",
-            type=click.FloatRange(min=0),
-            default=DEFAULTS.queue_timeout,
-            show_default=True,
-            help="Seconds a request waits for a slot before 503 [env: FIELDSYNC_QUEUE_TIMEOUT]",
+        _setting_option(
+            "pool-timeout",
+            click.FloatRange(min=0.1),
+            "Seconds to wait for a database connection before 503",
         ),
-        click.option(
-            "--pool-timeout",
-            envvar="FIELDSYNC_POOL_TIMEOUT",
-            type=click.FloatRange(min=0.1),
-            default=DEFAULTS.pool_timeout,
-            show_default=True,
-            help="Seconds to wait for a database connection before 503 "
-            "[env: FIELDSYNC_POOL_TIMEOUT]",
+        _setting_option(
+            "retry-after", click.IntRange(min=1), "Seconds in the Retry-After header of a 503"
         ),
-        click.option(
-            "--retry-after",
-            envvar="FIELDSYNC_RETRY_AFTER",
-            type=click.IntRange(min=1),
-            default=DEFAULTS.retry_after,
-            show_default=True,
-            help="Seconds in the Retry-After header of a 503 [env: FIELDSYNC_RETRY_AFTER]",
-        ),
-        click.option(
-            "--shutdown-timeout",
-            envvar="FIELDSYNC_SHUTDOWN_TIMEOUT",
-            type=click.FloatRange(min=0),
-            default=DEFAULTS.shutdown_timeout,
-            show_default=True,
-            help="Seconds in-flight requests get to finish after SIGTERM "
-            "[env: FIELDSYNC_SHUTDOWN_TIMEOUT]",
+        _setting_option(
+            "shutdown-timeout",
+            click.FloatRange(min=0, min_open=True),
+            "Seconds in-flight requests get to finish after SIGTERM",
         ),
     ]
     for option in reversed(options):
