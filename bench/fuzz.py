@@ -50,7 +50,9 @@ def demo_server(workdir: Path) -> Iterator[tuple[str, str, str]]:
     database_url = f"sqlite:///{workdir}/fieldsync.db"
     port = free_port()
     log = workdir / "server.log"
-    command = [sys.executable, "-m", "fieldsync", "serve", "--demo"]
+    # No rate limit: the fuzzer sends far more than a device would, and every request should
+    # reach the parser and the resolvers rather than a 429.
+    command = [sys.executable, "-m", "fieldsync", "serve", "--demo", "--rate-limit", "0"]
     command += ["--database-url", database_url, "--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as output:
         # Everything goes to the log file, which is never left unread (a full pipe would block

@@ -47,7 +47,8 @@ def _serve_world(engine: Engine, database_url: str) -> Iterator[FuzzServer]:
     upgrade(engine)
     world = build_world(engine)
     token = create_token(engine, world.user)
-    server = LiveServer(engine, database_url, max_body_bytes=32 * 1024 * 1024)
+    # No rate limit: every generated request must reach the parser and the resolvers.
+    server = LiveServer(engine, database_url, max_body_bytes=32 * 1024 * 1024, rate_limit=0)
     try:
         yield FuzzServer(server, world, token, live_ids(engine))
     finally:
