@@ -22,6 +22,7 @@ from graphql import (
     specified_rules,
     validate,
 )
+from graphql.validation.validate import ValidationAbortedError
 from sqlalchemy import Engine
 
 from fieldsync.api.context import RequestContext
@@ -33,6 +34,7 @@ from fieldsync.api.limits import (
     check_arguments,
     limit_rules,
     too_deeply_nested,
+    too_many_overlapping_fields,
     too_many_tokens,
 )
 from fieldsync.errors import FieldSyncError
@@ -158,11 +160,12 @@ class GraphQLExecutor:
     def _validate(self, document: DocumentNode) -> list[GraphQLError]:
         """The cost limits first (a cheap pass), then the standard rules."""
         try:
-            return validate(self.schema, document, self._limit_rules) or validate(
+            errors = validate(self.schema, document, self._limit_rules) or validate(
                 self.schema, document, self._rules
             )
         except RecursionError:
             return [too_deeply_nested()]
+        return [_actionable(error) for error in errors]
 
     def run(
         self, token: str | None, request: GraphQLRequest, deadline: RequestDeadline | None = None
@@ -246,6 +249,13 @@ class GraphQLExecutor:
             # A statement was interrupted at the deadline: its errors are not the answer.
             return _stopped(deadline)
         return result
+
+
+def _actionable(error: GraphQLError) -> GraphQLError:
+    """graphql-core's bare "Validation aborted." (its comparison budget ran out) explained."""
+    if isinstance(error, ValidationAbortedError) and error.message == "Validation aborted.":
+        return too_many_overlapping_fields()
+    return error
 
 
 def _stopped(deadline: RequestDeadline) -> GraphQLResponse:
