@@ -11,12 +11,14 @@ import json
 import logging
 import socket
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from fieldsync.observability import OPERATION_LABELS
 from fieldsync.tokens import create_token
 from tests.builder import World, build_world
 from tests.conftest import InProcessServer, LiveServer
@@ -143,3 +145,23 @@ def test_an_operation_name_that_is_not_a_string_is_refused(
         headers=bearer(token),
     )
     error_of(response, 400, "BAD_REQUEST")
+
+
+def test_requests_without_a_valid_token_claim_no_operation_label(
+    app_server: InProcessServer, token: str
+) -> None:
+    """Each process keeps the first 100 operation names as metric labels; 100 requests with
+    made-up names and no token took them all, and every real client's name became `other`."""
+    squatters = [f"Squat{uuid.uuid4().hex}" for _ in range(3)]
+    for name in squatters:
+        query = f"query {name} {{ me {{ sentera_id }} }}"
+        assert app_server.post(query).status_code == 401
+        assert app_server.post(query, token="fst_not-a-token").status_code == 401
+    assert not OPERATION_LABELS.known.intersection(squatters)
+    real = f"Real{uuid.uuid4().hex}"
+    assert app_server.post(f"query {real} {{ me {{ sentera_id }} }}", token=token).is_success
+    metrics = app_server.http.get(app_server.url.removesuffix("/graphql") + "/metrics").text
+    assert 'operation="unauthenticated",status="401"' in metrics
+    assert not any(name in metrics for name in squatters)
+    if len(OPERATION_LABELS.known) < OPERATION_LABELS.limit:
+        assert f'operation="{real}"' in metrics

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from threading import Lock
 from typing import Any, TypeGuard
 
@@ -66,6 +66,9 @@ class GraphQLResponse:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] | None = None
+    authenticated: bool = False
+    """Whether the request's token was valid (only then may its operation name be a metric
+    label: see fieldsync.observability.OperationLabels)."""
 
 
 def error_body(message: str, code: str) -> dict[str, Any]:
@@ -181,6 +184,12 @@ class GraphQLExecutor:
             viewer = authenticate(conn, token)
         if viewer is None:
             return unauthenticated("Invalid, expired or revoked token")
+        return replace(self._run_as(viewer, request, deadline), authenticated=True)
+
+    def _run_as(
+        self, viewer: Viewer, request: GraphQLRequest, deadline: RequestDeadline | None
+    ) -> GraphQLResponse:
+        """Answer the request of an authenticated caller."""
         refusal = self._admit(viewer)
         if refusal is not None:
             return refusal

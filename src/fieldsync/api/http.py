@@ -240,6 +240,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             graphql_request.operation_name,
             response.status,
             response.body,
+            authenticated=response.authenticated,
         )
         return _bounded_json(response, limits.max_response_bytes)
 
