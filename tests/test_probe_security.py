@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest
+from fieldsync.api.schema import build_fieldsync_schema
 from fieldsync.observability import OPERATION_LABELS
 from fieldsync.tokens import create_token
 from tests.builder import World, build_world
@@ -165,3 +167,26 @@ def test_requests_without_a_valid_token_claim_no_operation_label(
     assert not any(name in metrics for name in squatters)
     if len(OPERATION_LABELS.known) < OPERATION_LABELS.limit:
         assert f'operation="{real}"' in metrics
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ me { sentera_i } }",
+        "{ organizaton { name } }",
+        "{ organizations(paginaton: {page: 1}) { total_count } }",
+        "query($p: PaginationInput) { organizations(pagination: $p) { total_count } }",
+    ],
+)
+def test_without_introspection_errors_suggest_no_schema_names(
+    engine, token: str, query: str
+) -> None:
+    """With introspection off, "Did you mean 'sentera_id'?" still told the schema, one typo
+    at a time."""
+    request = GraphQLRequest(query, {"p": {"pag": 1}})
+    hidden = GraphQLExecutor(build_fieldsync_schema(), engine, introspection=False)
+    response = hidden.run(token, request)
+    assert response.status == 400, response.body
+    assert "Did you mean" not in json.dumps(response.body)
+    shown = GraphQLExecutor(build_fieldsync_schema(), engine).run(token, request)
+    assert "Did you mean" in json.dumps(shown.body)

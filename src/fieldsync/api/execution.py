@@ -124,6 +124,8 @@ class GraphQLExecutor:
         self.limits = limits or Limits()
         self._limit_rules = limit_rules(self.limits)
         self._rules: list[type[ASTValidationRule]] = list(specified_rules)
+        # "Did you mean 'sentera_id'?" would tell the schema to a caller without introspection.
+        self._hide_suggestions = not introspection
         if not introspection:
             self._rules.append(NoSchemaIntrospectionCustomRule)
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
@@ -164,7 +166,7 @@ class GraphQLExecutor:
         """The cost limits first (a cheap pass), then the standard rules."""
         try:
             errors = validate(self.schema, document, self._limit_rules) or validate(
-                self.schema, document, self._rules
+                self.schema, document, self._rules, hide_suggestions=self._hide_suggestions
             )
         except RecursionError:
             return [too_deeply_nested()]
@@ -246,6 +248,7 @@ class GraphQLExecutor:
                     is_awaitable=_never_awaitable,
                     executor_class=DeadlineExecutor,
                     deadline=deadline,
+                    hide_suggestions=self._hide_suggestions,
                 )
                 _raise_database_errors(result)
         except ExecutionStopped:
