@@ -177,9 +177,9 @@ def test_metrics_count_requests_items_errors_and_pool(
 
     count = "fieldsync_request_duration_seconds_count"
     assert grew(count, operation="SyncSurveyImages") == 1
-    assert grew(count, operation="Me") == 1
+    assert grew(count, operation="unauthenticated") == 1
     assert grew(count, operation="anonymous") == 1
-    assert grew("fieldsync_requests_total", operation="Me", status="401") == 1
+    assert grew("fieldsync_requests_total", operation="unauthenticated", status="401") == 1
     assert grew("fieldsync_sync_items_total", query="sync_images", kind="upserted") == 1000
     assert grew("fieldsync_errors_total", code="UNAUTHENTICATED") == 1
     assert sample(after, "fieldsync_db_pool_size") > 0

@@ -64,6 +64,9 @@ _LEADING_OPERATION = re.compile(
     r"(?:[\s,]|#[^\n]*)*(?:query|mutation|subscription)\s+(\w+)", re.ASCII
 )
 MAX_OPERATION_LABELS = 100
+UNAUTHENTICATED_LABEL = "unauthenticated"
+"""The operation label of a request without a valid token (a 401, or turned away before its
+token was checked, e.g. a 503 when the server is full)."""
 _PARSED_QUERY_CHARS = 20_000
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 SHUTTING_DOWN = "SHUTTING_DOWN"
@@ -476,15 +479,27 @@ def sync_items_served(
 
 
 def observe_graphql(
-    request: Request, query: str, operation_name: str | None, status: int, body: dict[str, Any]
+    request: Request,
+    query: str,
+    operation_name: str | None,
+    status: int,
+    body: dict[str, Any],
+    *,
+    authenticated: bool = True,
 ) -> None:
     """Note the operation, the items served and the error codes of one GraphQL answer, and put
-    the request id into each error's `extensions`."""
+    the request id into each error's `extensions`.
+
+    Only a request with a valid token may claim one of the bounded operation labels: anyone
+    else could take them all with made-up names and leave the real clients under `other`.
+    """
     record = current_record(request)
     if record is None:
         return
     record.operation = operation_name_of(query, operation_name)
-    record.operation_label = OPERATION_LABELS.label(record.operation)
+    record.operation_label = (
+        OPERATION_LABELS.label(record.operation) if authenticated else UNAUTHENTICATED_LABEL
+    )
     data = body.get("data")
     if isinstance(data, dict):
         record.items = sync_items_served(query, operation_name, data)

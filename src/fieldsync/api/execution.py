@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from threading import Lock
 from typing import Any, TypeGuard
 
@@ -22,6 +22,7 @@ from graphql import (
     specified_rules,
     validate,
 )
+from graphql.validation.validate import ValidationAbortedError
 from sqlalchemy import Engine
 
 from fieldsync.api.context import RequestContext
@@ -33,6 +34,7 @@ from fieldsync.api.limits import (
     check_arguments,
     limit_rules,
     too_deeply_nested,
+    too_many_overlapping_fields,
     too_many_tokens,
 )
 from fieldsync.errors import FieldSyncError
@@ -64,6 +66,9 @@ class GraphQLResponse:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] | None = None
+    authenticated: bool = False
+    """Whether the request's token was valid (only then may its operation name be a metric
+    label: see fieldsync.observability.OperationLabels)."""
 
 
 def error_body(message: str, code: str) -> dict[str, Any]:
@@ -119,6 +124,8 @@ class GraphQLExecutor:
         self.limits = limits or Limits()
         self._limit_rules = limit_rules(self.limits)
         self._rules: list[type[ASTValidationRule]] = list(specified_rules)
+        # "Did you mean 'sentera_id'?" would tell the schema to a caller without introspection.
+        self._hide_suggestions = not introspection
         if not introspection:
             self._rules.append(NoSchemaIntrospectionCustomRule)
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
@@ -158,11 +165,12 @@ class GraphQLExecutor:
     def _validate(self, document: DocumentNode) -> list[GraphQLError]:
         """The cost limits first (a cheap pass), then the standard rules."""
         try:
-            return validate(self.schema, document, self._limit_rules) or validate(
-                self.schema, document, self._rules
+            errors = validate(self.schema, document, self._limit_rules) or validate(
+                self.schema, document, self._rules, hide_suggestions=self._hide_suggestions
             )
         except RecursionError:
             return [too_deeply_nested()]
+        return [_actionable(error) for error in errors]
 
     def run(
         self, token: str | None, request: GraphQLRequest, deadline: RequestDeadline | None = None
@@ -178,6 +186,12 @@ class GraphQLExecutor:
             viewer = authenticate(conn, token)
         if viewer is None:
             return unauthenticated("Invalid, expired or revoked token")
+        return replace(self._run_as(viewer, request, deadline), authenticated=True)
+
+    def _run_as(
+        self, viewer: Viewer, request: GraphQLRequest, deadline: RequestDeadline | None
+    ) -> GraphQLResponse:
+        """Answer the request of an authenticated caller."""
         refusal = self._admit(viewer)
         if refusal is not None:
             return refusal
@@ -234,6 +248,7 @@ class GraphQLExecutor:
                     is_awaitable=_never_awaitable,
                     executor_class=DeadlineExecutor,
                     deadline=deadline,
+                    hide_suggestions=self._hide_suggestions,
                 )
                 _raise_database_errors(result)
         except ExecutionStopped:
@@ -246,6 +261,13 @@ class GraphQLExecutor:
             # A statement was interrupted at the deadline: its errors are not the answer.
             return _stopped(deadline)
         return result
+
+
+def _actionable(error: GraphQLError) -> GraphQLError:
+    """graphql-core's bare "Validation aborted." (its comparison budget ran out) explained."""
+    if isinstance(error, ValidationAbortedError) and error.message == "Validation aborted.":
+        return too_many_overlapping_fields()
+    return error
 
 
 def _stopped(deadline: RequestDeadline) -> GraphQLResponse:

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -33,6 +33,7 @@ from fieldsync.observability import (
     configure_logging,
     health_routes,
     observe_graphql,
+    printable,
     watch_database,
 )
 from fieldsync.ratelimit import rate_limiter_for
@@ -132,6 +133,39 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _media_type(request: Request) -> str:
+    """The body's media type, lower case, without parameters ('' when not given)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _refuse_encoded_body(request: Request) -> None:
+    """Refuse a compressed body: it would otherwise be taken for malformed JSON."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise _BadRequest(
+            415,
+            f"Content-Encoding '{printable(encoding, 40)}' is not supported: "
+            "send the body uncompressed",
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
+
+
+def _post_payload(body: bytes, media_type: str) -> Any:
+    """The JSON payload of a POST body, with advice when the declared type was not JSON."""
+    try:
+        return _parse_json(body, "The body")
+    except _BadRequest as exc:
+        if media_type in ("", "application/json") or media_type.endswith("+json"):
+            raise
+        raise _BadRequest(
+            400,
+            f"{exc} (Content-Type '{printable(media_type, 60)}'); send JSON with "
+            "'Content-Type: application/json', or the query text with "
+            "'Content-Type: application/graphql'",
+            exc.code,
+        ) from None
+
+
 def _graphql_request(payload: Any) -> GraphQLRequest:
     if isinstance(payload, list):
         raise _BadRequest(400, "Batched requests are not supported: send one object", "BAD_REQUEST")
@@ -147,9 +181,10 @@ def _graphql_request(payload: Any) -> GraphQLRequest:
         variables = None
     elif not isinstance(variables, dict):
         raise _BadRequest(400, "'variables' must be a JSON object", "BAD_REQUEST")
-    operation_name = payload.get("operationName") or None
+    operation_name = payload.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise _BadRequest(400, "'operationName' must be a string", "BAD_REQUEST")
+    operation_name = operation_name or None
     _refuse_surrogates(query, operation_name)
     return GraphQLRequest(query=query, variables=variables, operation_name=operation_name)
 
@@ -205,6 +240,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             graphql_request.operation_name,
             response.status,
             response.body,
+            authenticated=response.authenticated,
         )
         return _bounded_json(response, limits.max_response_bytes)
 
@@ -222,16 +258,21 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
 
     async def graphql_post(request: Request) -> Response:
         try:
+            _refuse_encoded_body(request)
             body = await _read_body(request, settings.max_body_bytes)
-            content_type = request.headers.get("content-type", "application/json")
-            if "application/graphql" in content_type:
+            media_type = _media_type(request)
+            if media_type == "application/graphql":
                 graphql_request = GraphQLRequest(query=body.decode("utf-8"))
             else:
-                graphql_request = _graphql_request(_parse_json(body, "The body"))
+                graphql_request = _graphql_request(_post_payload(body, media_type))
         except _BadRequest as exc:
             return _error(exc.status, str(exc), exc.code)
         except UnicodeDecodeError:
             return _error(400, "The body is not UTF-8", "BAD_REQUEST")
+        except ClientDisconnect:
+            # Nobody reads this answer; it only keeps the log free of a traceback.
+            log.info("client disconnected before sending the whole body")
+            return _error(400, "The client left before sending the whole body", "BAD_REQUEST")
         return await run(request, graphql_request)
 
     async def server_error(_request: Request, exc: Exception) -> Response:

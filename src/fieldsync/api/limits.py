@@ -333,6 +333,17 @@ def too_many_tokens(limits: Limits) -> LimitError:
     )
 
 
+def too_many_overlapping_fields() -> LimitError:
+    """graphql-core's own bound on comparing field selections with each other was reached
+    ("Validation aborted."), typically by one field selected hundreds of times."""
+    return LimitError(
+        "TOO_MANY_FIELDS",
+        "The query repeats the same field selections too often to be checked (each must be "
+        "compared with every other of the same name); select each field once and split the "
+        "query",
+    )
+
+
 def too_deeply_nested() -> LimitError:
     return LimitError(
         "QUERY_TOO_DEEP",
