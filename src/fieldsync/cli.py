@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -393,15 +394,30 @@ def run_server(engine: Engine, settings: Settings) -> None:
         )
 
 
+def read_changeset_bytes(path: str) -> bytes:
+    """The bytes of a changeset file, or of standard input for `-`."""
+    if path != "-":
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {path!r}: {exc.strerror}") from None
+    if sys.stdin is None:
+        raise click.ClickException("no standard input to read the changeset from ('-')")
+    return sys.stdin.buffer.read()
+
+
 @main.command()
-@click.argument("changeset", type=click.File("rb"))
+@click.argument(
+    "changeset", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str)
+)
 @database_option
 @write_wait_option
-def load(changeset: Any, database_url: str, write_wait: float) -> None:
+def load(changeset: str, database_url: str, write_wait: float) -> None:
     """Apply a changeset (JSON file, or - for standard input), all or nothing."""
+    text = read_changeset_bytes(changeset)
     engine = waiting_writer(open_database(database_url), write_wait)
     try:
-        summary = apply_changeset(engine, parse_changeset(changeset.read()))
+        summary = apply_changeset(engine, parse_changeset(text))
     except WriterBusyError as exc:
         raise click.ClickException(f"{exc} (--write-wait sets how long to wait)") from None
     except ChangesetError as exc:
