@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.ops_support import ME, ServeProcess
 from tests.test_db_commands import FIELDSYNC, cli, no_traceback
 
 
@@ -71,3 +74,19 @@ def test_a_sqlite_url_without_a_file_is_refused(url: str, command: tuple[str, ..
     assert result.returncode == 2
     assert "names no file" in result.stderr
     assert "use sqlite:///PATH" in result.stderr
+
+
+def test_worker_processes_log_each_request_once(
+    new_postgres_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """With several workers, uvicorn's access log stays off: one line per request, ours."""
+    server = ServeProcess(tmp_path, new_postgres_database(), "--workers", "2")
+    try:
+        for _ in range(4):
+            assert httpx.post(server.base + "/graphql", json={"query": ME}).status_code == 401
+    finally:
+        server.stop()
+    log = server.stderr()
+    assert "uvicorn.access" not in log
+    request_lines = [line for line in log.splitlines() if '"logger": "fieldsync.request"' in line]
+    assert len(request_lines) == 4
