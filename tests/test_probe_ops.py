@@ -4,14 +4,18 @@ or a database that vanishes when the command ends."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, text
 
+from fieldsync.storage.database import normalize_url
 from tests.ops_support import ME, ServeProcess
 from tests.test_db_commands import FIELDSYNC, cli, no_traceback
 
@@ -90,3 +94,57 @@ def test_worker_processes_log_each_request_once(
     assert "uvicorn.access" not in log
     request_lines = [line for line in log.splitlines() if '"logger": "fieldsync.request"' in line]
     assert len(request_lines) == 4
+
+
+def writer_lock_holder(engine: Engine, timeout: float = 60) -> int:
+    """The backend that holds the writers' advisory lock (a load in its transaction)."""
+    query = text(
+        "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+        "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            pid = conn.execute(query).scalar()
+        if pid is not None:
+            return int(pid)
+        time.sleep(0.02)
+    raise AssertionError("no load took the writers' lock")
+
+
+def test_a_load_whose_connection_is_lost_fails_with_one_line(
+    new_postgres_database: Callable[[], str], tmp_path: Path
+) -> None:
+    url = new_postgres_database()
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    root = "o000001_OR_Lost_CV_test_abc123_240101_000000"
+    children = [{"name": f"O{i}", "parent_organization_id": root} for i in range(30_000)]
+    changeset = tmp_path / "big.json"
+    document = {"upsert": {"organizations": [{"sentera_id": root, "name": "Root"}, *children]}}
+    changeset.write_text(json.dumps(document), encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
+    load = subprocess.Popen(
+        [*FIELDSYNC, "load", str(changeset), "--database-url", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    engine = create_engine(normalize_url(url))
+    try:
+        holder = writer_lock_holder(engine)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
+        out, err = load.communicate(timeout=120)
+        with engine.connect() as conn:
+            organizations = conn.execute(text("SELECT count(*) FROM organizations")).scalar()
+    finally:
+        engine.dispose()
+    assert "Traceback" not in err, err
+    assert load.returncode == 1
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: the database failed during 'load': ")
+    assert "run it again when the database is back" in lines[0]
+    assert organizations == 0

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from fieldsync.api.limits import MAX_OWNERS_CEILING
 from fieldsync.changeset import ChangesetError, apply_changeset
@@ -274,7 +275,21 @@ def operations_options(function: F) -> F:
     return function
 
 
-@click.group()
+class FieldSyncCommands(click.Group):
+    """The command group: a database that fails in the middle of a command gets one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except sa_exc.DBAPIError as exc:
+            raise click.ClickException(
+                f"the database failed during '{ctx.invoked_subcommand}': {error_summary(exc)}; "
+                "it did not complete (a load is all or nothing): "
+                "run it again when the database is back"
+            ) from None
+
+
+@click.group(cls=FieldSyncCommands)
 @click.version_option(package_name="fieldsync")
 def main() -> None:
     """FieldSync: content-hash sync of drone and agronomy survey data."""
