@@ -148,3 +148,12 @@ def test_a_load_whose_connection_is_lost_fails_with_one_line(
     assert lines[0].startswith("Error: the database failed during 'load': ")
     assert "run it again when the database is back" in lines[0]
     assert organizations == 0
+
+
+@pytest.mark.parametrize("side", ["--from", "--to"])
+def test_db_copy_refuses_a_sqlite_url_without_a_file(sqlite_url: str, side: str) -> None:
+    other = "--to" if side == "--from" else "--from"
+    result = cli("db", "copy", side, "sqlite://", other, sqlite_url)
+    no_traceback(result)
+    assert result.returncode == 2
+    assert "'sqlite://' names no file" in result.stderr

@@ -33,6 +33,7 @@ from fieldsync.storage.database import (
     error_summary,
     make_engine,
     normalize_url,
+    refuse_in_memory_sqlite,
     with_write_wait,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
@@ -589,6 +590,11 @@ def db_copy(source_url: str, target_url: str, batch_size: int) -> None:
     def show(entry: TableCount) -> None:
         click.echo(f"{entry.table:<16} {entry.rows:>10,} {'row' if entry.rows == 1 else 'rows'}")
 
+    for url in (source_url, target_url):
+        try:
+            refuse_in_memory_sqlite(url)
+        except DatabaseUrlError as exc:
+            raise click.UsageError(str(exc)) from None
     try:
         report = copy_database(source_url, target_url, batch_size=batch_size, on_table=show)
     except CopyError as exc:
