@@ -157,3 +157,23 @@ def test_db_copy_refuses_a_sqlite_url_without_a_file(sqlite_url: str, side: str)
     no_traceback(result)
     assert result.returncode == 2
     assert "'sqlite://' names no file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "option"),
+    [
+        ("FIELDSYNC_PORT", "70000", "--port"),
+        ("FIELDSYNC_WORKERS", "0", "--workers"),
+        ("FIELDSYNC_LOG_LEVEL", "verbose", "--log-level"),
+        ("FIELDSYNC_REQUEST_TIMEOUT", "-1", "--request-timeout"),
+    ],
+)
+def test_a_bad_variable_is_named_in_the_error(variable: str, value: str, option: str) -> None:
+    env = {key: val for key, val in os.environ.items() if not key.startswith("FIELDSYNC_")}
+    env[variable] = value
+    result = subprocess.run(
+        [*FIELDSYNC, "serve"], capture_output=True, text=True, timeout=60, env=env
+    )
+    no_traceback(result)
+    assert result.returncode == 2
+    assert f"Error: Invalid value for {variable} (for '{option}'): " in result.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
@@ -25,6 +26,7 @@ from fieldsync.observability import configure_logging, metrics_directory, uvicor
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
     DatabaseUrlError,
+    InMemoryDatabaseError,
     MissingDatabaseError,
     WriterBusyError,
     WriteWait,
@@ -276,12 +278,26 @@ def operations_options(function: F) -> F:
     return function
 
 
+def name_the_variable(exc: click.BadParameter) -> None:
+    """A bad value that came from a FIELDSYNC_* variable names the variable, not the option."""
+    param, ctx = exc.param, exc.ctx
+    if param is None or ctx is None or param.name is None or not param.envvar:
+        return
+    if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
+        return
+    variables = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
+    exc.param_hint = f"{variables[0]} (for {param.get_error_hint(ctx)})"
+
+
 class FieldSyncCommands(click.Group):
     """The command group: a database that fails in the middle of a command gets one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.BadParameter as exc:
+            name_the_variable(exc)
+            raise
         except sa_exc.DBAPIError as exc:
             raise click.ClickException(
                 f"the database failed during '{ctx.invoked_subcommand}': {error_summary(exc)}; "
@@ -593,8 +609,10 @@ def db_copy(source_url: str, target_url: str, batch_size: int) -> None:
     for url in (source_url, target_url):
         try:
             refuse_in_memory_sqlite(url)
-        except DatabaseUrlError as exc:
+        except InMemoryDatabaseError as exc:
             raise click.UsageError(str(exc)) from None
+        except DatabaseUrlError:
+            pass  # reported by the copy itself, with the side it belongs to
     try:
         report = copy_database(source_url, target_url, batch_size=batch_size, on_table=show)
     except CopyError as exc:
