@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +18,17 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from fieldsync.storage.database import normalize_url
-from tests.ops_support import ME, ServeProcess
+from tests.ops_support import (
+    ME,
+    SYNC_IMAGES,
+    ServeProcess,
+    table_locked,
+    wait_for_lock_waiters,
+)
 from tests.test_db_commands import FIELDSYNC, cli, no_traceback
+
+DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
+DEMO_SURVEY = "61sgabq_CO_AcmeAg_FS_demo_1a2b3c4_240610_140200"
 
 
 @pytest.fixture
@@ -177,3 +188,38 @@ def test_a_bad_variable_is_named_in_the_error(variable: str, value: str, option:
     no_traceback(result)
     assert result.returncode == 2
     assert f"Error: Invalid value for {variable} (for '{option}'): " in result.stderr
+
+
+def test_shutdown_stops_the_database_work_of_a_cancelled_request(
+    new_postgres_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """One worker, a request held by a lock: after Ctrl-C the process exits within
+    --shutdown-timeout and a little, not when the request's own time limit runs out."""
+    url = new_postgres_database()
+    server = ServeProcess(
+        tmp_path, url, "--demo", "--shutdown-timeout", "1", "--request-timeout", "40"
+    )
+    token = cli("token", "create", DEMO_USER, "--database-url", url).stdout.strip()
+    answers: list[httpx.Response] = []
+    variables = {"s": DEMO_SURVEY}
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def sync() -> None:
+        body = {"query": SYNC_IMAGES, "variables": variables}
+        answers.append(httpx.post(server.base + "/graphql", json=body, headers=headers, timeout=60))
+
+    try:
+        with table_locked(url, "images"):
+            client = threading.Thread(target=sync)
+            client.start()
+            wait_for_lock_waiters(url, 1)
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGINT)  # Ctrl-C
+            server.process.wait(timeout=60)
+            exited_after = time.monotonic() - started
+            client.join(timeout=60)
+    finally:
+        server.stop()
+    assert exited_after < 10, exited_after
+    assert [answer.status_code for answer in answers] == [503]
+    assert "Traceback" not in server.stderr()
