@@ -299,10 +299,11 @@ class FieldSyncCommands(click.Group):
             name_the_variable(exc)
             raise
         except sa_exc.DBAPIError as exc:
+            command = ctx.invoked_subcommand
+            all_or_nothing = " (a load is all or nothing)" if command == "load" else ""
             raise click.ClickException(
-                f"the database failed during '{ctx.invoked_subcommand}': {error_summary(exc)}; "
-                "it did not complete (a load is all or nothing): "
-                "run it again when the database is back"
+                f"the database failed during '{command}': {error_summary(exc)}; "
+                f"it did not complete{all_or_nothing}: run it again when the database is back"
             ) from None
 
 
