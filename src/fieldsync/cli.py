@@ -9,10 +9,13 @@ import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from fieldsync.api.limits import MAX_OWNERS_CEILING
 from fieldsync.changeset import ChangesetError, apply_changeset
@@ -23,6 +26,7 @@ from fieldsync.observability import configure_logging, metrics_directory, uvicor
 from fieldsync.storage.database import (
     DEFAULT_DATABASE_URL,
     DatabaseUrlError,
+    InMemoryDatabaseError,
     MissingDatabaseError,
     WriterBusyError,
     WriteWait,
@@ -31,6 +35,7 @@ from fieldsync.storage.database import (
     error_summary,
     make_engine,
     normalize_url,
+    refuse_in_memory_sqlite,
     with_write_wait,
 )
 from fieldsync.storage.migrate import schema_status, upgrade
@@ -245,7 +250,36 @@ def operations_options(function: F) -> F:
     return function
 
 
-@click.group()
+def name_the_variable(exc: click.BadParameter) -> None:
+    """A bad value that came from a FIELDSYNC_* variable names the variable, not the option."""
+    param, ctx = exc.param, exc.ctx
+    if param is None or ctx is None or param.name is None or not param.envvar:
+        return
+    if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
+        return
+    variables = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
+    exc.param_hint = f"{variables[0]} (for {param.get_error_hint(ctx)})"
+
+
+class FieldSyncCommands(click.Group):
+    """The command group: a database that fails in the middle of a command gets one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.BadParameter as exc:
+            name_the_variable(exc)
+            raise
+        except sa_exc.DBAPIError as exc:
+            command = ctx.invoked_subcommand
+            all_or_nothing = " (a load is all or nothing)" if command == "load" else ""
+            raise click.ClickException(
+                f"the database failed during '{command}': {error_summary(exc)}; "
+                f"it did not complete{all_or_nothing}: run it again when the database is back"
+            ) from None
+
+
+@click.group(cls=FieldSyncCommands)
 @click.version_option(package_name="fieldsync")
 def main() -> None:
     """FieldSync: content-hash sync of drone and agronomy survey data."""
@@ -365,15 +399,30 @@ def run_server(engine: Engine, settings: Settings) -> None:
         )
 
 
+def read_changeset_bytes(path: str) -> bytes:
+    """The bytes of a changeset file, or of standard input for `-`."""
+    if path != "-":
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {path!r}: {exc.strerror}") from None
+    if sys.stdin is None:
+        raise click.ClickException("no standard input to read the changeset from ('-')")
+    return sys.stdin.buffer.read()
+
+
 @main.command()
-@click.argument("changeset", type=click.File("rb"))
+@click.argument(
+    "changeset", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str)
+)
 @database_option
 @write_wait_option
-def load(changeset: Any, database_url: str, write_wait: float) -> None:
+def load(changeset: str, database_url: str, write_wait: float) -> None:
     """Apply a changeset (JSON file, or - for standard input), all or nothing."""
+    text = read_changeset_bytes(changeset)
     engine = waiting_writer(open_database(database_url), write_wait)
     try:
-        summary = apply_changeset(engine, parse_changeset(changeset.read()))
+        summary = apply_changeset(engine, parse_changeset(text))
     except WriterBusyError as exc:
         raise click.ClickException(f"{exc} (--write-wait sets how long to wait)") from None
     except ChangesetError as exc:
@@ -530,6 +579,13 @@ def db_copy(source_url: str, target_url: str, batch_size: int) -> None:
     def show(entry: TableCount) -> None:
         click.echo(f"{entry.table:<16} {entry.rows:>10,} {'row' if entry.rows == 1 else 'rows'}")
 
+    for url in (source_url, target_url):
+        try:
+            refuse_in_memory_sqlite(url)
+        except InMemoryDatabaseError as exc:
+            raise click.UsageError(str(exc)) from None
+        except DatabaseUrlError:
+            pass  # reported by the copy itself, with the side it belongs to
     try:
         report = copy_database(source_url, target_url, batch_size=batch_size, on_table=show)
     except CopyError as exc:

@@ -131,6 +131,9 @@ def configure_logging(level: str, log_format: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # No access log: each request has its own line. A worker process configures logging after
+    # uvicorn has turned the access log off, so it is turned off here as well.
+    logging.getLogger("uvicorn.access").propagate = False
 
 
 def uvicorn_options(level: str, shutdown_timeout: float) -> dict[str, Any]:

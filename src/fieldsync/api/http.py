@@ -94,12 +94,17 @@ def _parse_json(data: bytes | str, what: str) -> Any:
 async def _run_until_disconnected(
     request: Request, deadline: RequestDeadline, work: Callable[[], GraphQLResponse]
 ) -> GraphQLResponse:
-    """Run `work` in a worker thread; cancel it (through `deadline`) if the client leaves."""
+    """Run `work` in a worker thread; cancel it (through `deadline`) if the client leaves or
+    the request is cancelled (shutdown), so the thread does not run on after its request."""
     task = asyncio.ensure_future(run_in_threadpool(work))
-    while not task.done():
-        await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
-        if not task.done() and not deadline.cancelled and await request.is_disconnected():
-            deadline.cancel()
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
+            if not task.done() and not deadline.cancelled and await request.is_disconnected():
+                deadline.cancel()
+    except asyncio.CancelledError:
+        deadline.cancel()
+        raise
     response: GraphQLResponse = task.result()
     return response
 

@@ -77,8 +77,16 @@ def _count(number: int, noun: str) -> str:
 
 def parse_changeset(text: str | bytes) -> Any:
     """Parse changeset JSON, turning a syntax error into a ChangesetError with its position."""
+    if not text or text.isspace():  # scans without copying a large file
+        raise ChangesetError(
+            [ChangesetIssue("", "the changeset is empty: write a JSON object, e.g. {}")]
+        )
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ChangesetError(
+            [ChangesetIssue("", "not valid JSON for a changeset: nested too deeply")]
+        ) from None
     except json.JSONDecodeError as exc:
         raise ChangesetError(
             [

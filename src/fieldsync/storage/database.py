@@ -101,11 +101,26 @@ def sqlite_file(database_url: str) -> Path | None:
     return Path(database).expanduser()
 
 
+class InMemoryDatabaseError(DatabaseUrlError):
+    """A SQLite URL without a file: its database would vanish with the command."""
+
+
+def refuse_in_memory_sqlite(database_url: str) -> None:
+    """A command's database must outlive the command: `sqlite://` names no file."""
+    url = normalize_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise InMemoryDatabaseError(
+            f"{database_url!r} names no file (an in-memory database is lost when the command "
+            "ends): use sqlite:///PATH, e.g. sqlite:///./fieldsync.db"
+        )
+
+
 def check_sqlite_file(database_url: str, *, create: bool) -> bool:
     """Whether the SQLite file must be created; refuses a missing file unless `create`.
 
     A missing parent directory is always an error: a mistyped path never makes a new tree.
     """
+    refuse_in_memory_sqlite(database_url)
     path = sqlite_file(database_url)
     if path is None or path.exists():
         return False
