@@ -267,15 +267,7 @@ class LiveServer:
             port=0,
             log_level="warning",
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server, self._thread, port = serve_in_thread(config)
         self.url = f"http://127.0.0.1:{port}/graphql"
         self.http = httpx.Client(timeout=120)
 
@@ -286,8 +278,28 @@ class LiveServer:
 
     def stop(self) -> None:
         self.http.close()
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
+        stop_thread_server(self._server, self._thread)
+
+
+def serve_in_thread(config: Any) -> tuple[Any, threading.Thread, int]:
+    """A uvicorn server (of `config`, port 0) started in a daemon thread, and its port."""
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, port
+
+
+def stop_thread_server(server: Any, thread: threading.Thread, timeout: float = 30) -> None:
+    server.should_exit = True
+    thread.join(timeout=timeout)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from fieldsync.config import Settings
 from fieldsync.storage.database import normalize_url
+from tests.conftest import serve_in_thread, stop_thread_server
 
 ME = "query Me { me { sentera_id } }"
 SYNC_IMAGES = (
@@ -49,15 +49,7 @@ class ThreadServer:
         config = uvicorn.Config(
             create_app(engine, settings), host="127.0.0.1", port=0, log_level="warning"
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server, self._thread, port = serve_in_thread(config)
         self.base = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=200))
 
@@ -71,8 +63,7 @@ class ThreadServer:
 
     def stop(self) -> None:
         self.http.close()
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
+        stop_thread_server(self._server, self._thread)
 
 
 @contextlib.contextmanager
