@@ -85,7 +85,7 @@ def test_beyond_the_queue_requests_get_503_at_once(pg_demo: tuple[str, Engine, s
     """2 requests execute (held by a table lock), 2 may queue; the other 16 get 503 without
     waiting for anything, the queued ones after the queue timeout, and no 500 at all."""
     url, engine, token = pg_demo
-    limits = {"max_concurrent_requests": 2, "max_queued_requests": 2, "queue_timeout": 1.0}
+    limits = {"max_concurrent_requests": 2, "max_queued_requests": 2, "queue_timeout": 3.0}
     with thread_server(engine, database_url=url, **limits) as server:
         with ThreadPoolExecutor(20) as pool, table_locked(url, "api_tokens"):
             held = [pool.submit(server.post, ME, token) for _ in range(2)]
@@ -99,8 +99,8 @@ def test_beyond_the_queue_requests_get_503_at_once(pg_demo: tuple[str, Engine, s
     for _seconds, response in refused:
         assert_unavailable(response, "SERVER_OVERLOADED")
     latencies = sorted(seconds for seconds, _response in refused)
-    assert latencies[15] < 1.0, latencies  # 16 never waited for the queue timeout
-    assert elapsed < 5, elapsed  # not the pool's 30 s of before
+    assert latencies[15] < 2.0, latencies  # 16 never waited for the 3 s queue timeout
+    assert elapsed < 10, elapsed  # not the pool's 30 s of before
     assert [response.status_code for response in answered] == [200, 200]
     assert after.status_code == 200
 
