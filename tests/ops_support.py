@@ -117,7 +117,9 @@ class ServeProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.stderr_path = tmp_path / f"serve-{self.port}.log"
-        environment = {**os.environ, "FIELDSYNC_DATABASE_URL": database_url, **(env or {})}
+        # No FIELDSYNC_* setting of the calling shell leaks in: only what the test passes.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
+        environment = {**inherited, "FIELDSYNC_DATABASE_URL": database_url, **(env or {})}
         environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(

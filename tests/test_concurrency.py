@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +39,7 @@ from tests.builder import (
     survey_record,
     user_record,
 )
+from tests.ops_support import ServeProcess
 
 WRITERS = 2
 CLIENTS = 4
@@ -51,13 +47,6 @@ STEPS_PER_WRITER = 20
 INITIAL_IMAGES = 1300  # more than one sync_images page (1,000)
 PAGE_SIZES = {"sync_images": 1000, "sync_files": 2000, "sync_flight_tasks": 2000}
 TIME_LIMIT = 60.0
-
-
-def _fieldsync_command() -> list[str]:
-    beside_python = Path(sys.executable).with_name("fieldsync")
-    if beside_python.is_file():
-        return [str(beside_python)]
-    return [sys.executable, "-m", "fieldsync"]
 
 
 def b64(raw: bytes) -> str:
@@ -346,13 +335,6 @@ def live_scopes(engine: Engine, world: World) -> dict[str, dict[str, str]]:
 # -- the server --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def pg_engine(database_url: str) -> Iterator[Engine]:
     if not database_url.startswith("postgresql"):
@@ -365,62 +347,19 @@ def pg_engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
-    """Starts `fieldsync serve --workers 3` as a real process; kills its process group after."""
-    processes: list[subprocess.Popen[bytes]] = []
-    log_path = tmp_path / "serve.log"
+    """Starts `fieldsync serve --workers 3` as a real process; stops it afterwards."""
+    servers: list[ServeProcess] = []
 
     def start() -> str:
-        port = _free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            [
-                *_fieldsync_command(),
-                "serve",
-                "--workers",
-                "3",
-                "--port",
-                str(port),
-                "--database-url",
-                database_url,
-                "--log-level",
-                "warning",
-                # Four clients share one token and sync flat out: no per-token limit here.
-                "--rate-limit",
-                "0",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited early:\n{log_path.read_text()}")
-            try:
-                response = httpx.get(f"{base}/healthz", timeout=2)
-                if response.status_code == 200 and response.json() == {"status": "ok"}:
-                    return base
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not become healthy:\n{log_path.read_text()}")
-            time.sleep(0.1)
+        # Four clients share one token and sync flat out: no per-token limit here.
+        options = ("--workers", "3", "--log-level", "warning", "--rate-limit", "0")
+        server = ServeProcess(tmp_path, database_url, *options)
+        servers.append(server)
+        return server.base
 
     yield start
-    for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
+    for server in servers:
+        server.stop()
 
 
 # -- the test ----------------------------------------------------------------------------------

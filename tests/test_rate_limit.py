@@ -4,11 +4,6 @@ memory on SQLite, and off with a limit of 0."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +26,7 @@ from fieldsync.ratelimit import (
 )
 from fieldsync.storage import tables as t
 from fieldsync.tokens import create_token
+from tests.ops_support import ServeProcess
 from tests.worlds import build_world
 
 ME = "{ me { sentera_id } }"
@@ -157,24 +153,10 @@ def last_use_noted(engine: Engine) -> dict[int, bool]:
 # -- a real server -----------------------------------------------------------------------------
 
 
-def _fieldsync_command() -> list[str]:
-    beside_python = Path(sys.executable).with_name("fieldsync")
-    if beside_python.is_file():
-        return [str(beside_python)]
-    return [sys.executable, "-m", "fieldsync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
-        self.process = process
-        self.url = url
+class Server(ServeProcess):
+    @property
+    def url(self) -> str:
+        return self.base + "/graphql"
 
     def worker_cpu_ticks(self) -> dict[int, int]:
         """CPU time (user + system, in clock ticks) of each worker process of the server."""
@@ -196,47 +178,17 @@ class Server:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Starts `fieldsync serve` as a real process; stops its process group afterwards."""
-    processes: list[subprocess.Popen[bytes]] = []
-    log_path = tmp_path / "serve.log"
+    """Starts `fieldsync serve` as a real process; stops it afterwards."""
+    servers: list[Server] = []
 
     def start(database_url: str, *options: str) -> Server:
-        port = _free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
-        command = [*_fieldsync_command(), "serve", "--port", str(port), "--log-level", "warning"]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [*command, "--database-url", database_url, *options],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited early:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    return Server(process, f"{base}/graphql")
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not become healthy:\n{log_path.read_text()}")
-            time.sleep(0.1)
+        server = Server(tmp_path, database_url, "--log-level", "warning", *options)
+        servers.append(server)
+        return server
 
     yield start
-    for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
+    for server in servers:
+        server.stop()
 
 
 def _well_inside_one_window(burst_seconds: float) -> None:
