@@ -71,6 +71,16 @@ def _sync_columns() -> list[Column[object]]:
     ]
 
 
+def _blob_columns() -> list[Column[object]]:
+    """The stored bytes of an image or file: null until an upload is attached."""
+    return [
+        # The blob store key (content-addressed, see fieldsync.blobs.store.blob_key).
+        Column("blob_key", String(128), nullable=True, index=True),
+        Column("checksum", String(24), nullable=True),  # MD5 of the bytes, base64
+        Column("content_type", String(255), nullable=True),
+    ]
+
+
 def _sync_table(name: str, *columns: Column[object]) -> Table:
     table = Table(
         name,
@@ -112,11 +122,14 @@ users = Table(
     Column("last_name", String(255), nullable=True),
 )
 
+# A member's role in one organization and all its descendants: viewer (read and sync), editor
+# (also write), admin (also manage members and tokens). See fieldsync.access.
 memberships = Table(
     "memberships",
     metadata,
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("role", String(16), nullable=False, server_default="editor"),
     PrimaryKeyConstraint("user_id", "organization_id"),
 )
 
@@ -173,6 +186,7 @@ images = _sync_table(
     Column("altitude", Double, nullable=True),
     Column("captured_at", UTCDateTime, nullable=True),
     Column("size", BigInteger, nullable=True),
+    *_blob_columns(),
 )
 
 mosaics = _sync_table(
@@ -232,6 +246,7 @@ files = _sync_table(
     Column("path", String(2048), nullable=True),
     Column("size", BigInteger, nullable=True),
     Column("version", Integer, nullable=True),
+    *_blob_columns(),
 )
 
 flight_tasks = _sync_table(
@@ -242,6 +257,37 @@ flight_tasks = _sync_table(
     Column("field_id", Integer, ForeignKey("fields.id"), nullable=True, index=True),
     Column("survey_id", Integer, ForeignKey("surveys.id"), nullable=True, index=True),
     Column("notes", Text, nullable=True),
+)
+
+# Uploads created by `create_file_upload` / `create_multipart_file_upload`. The id is the
+# `file_key` an upsert attaches; rows older than the upload lifetime that were never attached
+# are removed by `fieldsync blobs gc`, together with bytes nothing references any more.
+blob_uploads = Table(
+    "blob_uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("multipart", Boolean, nullable=False),
+    Column("filename", String(1024), nullable=False),
+    Column("byte_size", BigInteger, nullable=True),
+    Column("checksum", String(24), nullable=True),
+    Column("content_type", String(255), nullable=True),
+    # Where the bytes are written: the content key itself, or a staging key (multipart).
+    Column("storage_key", String(1024), nullable=False),
+    Column("store_upload_id", String(1024), nullable=True),  # an S3 multipart UploadId
+    Column("blob_key", String(128), nullable=True),  # set once the bytes are complete
+    Column("created_by_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("attached_at", UTCDateTime, nullable=True),
+)
+
+# Server-wide secrets shared by every process of a deployment (the link signing key).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 item_versions = Table(
