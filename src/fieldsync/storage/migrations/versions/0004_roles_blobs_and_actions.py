@@ -52,15 +52,11 @@ def upgrade() -> None:
         sa.Column("store_upload_id", sa.String(length=1024), nullable=True),
         sa.Column("blob_key", sa.String(length=128), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "completed_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=True
         ),
-        sa.Column(
-            "attached_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("attached_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_blob_uploads_created_by_id_users")
         ),
@@ -73,9 +69,7 @@ def upgrade() -> None:
         "server_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.String(length=255), nullable=False),
-        sa.Column(
-            "created_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_server_secrets")),
     )
 
