@@ -14,13 +14,6 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import RowMapping
 
-from fieldsync.changeset.values import (
-    InvalidValue,
-    check_sentera_id,
-    check_value,
-    describe,
-    parse_timestamp,
-)
 from fieldsync.ids import TypeCode, new_sentera_id, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import (
@@ -34,6 +27,13 @@ from fieldsync.model.kinds import (
 )
 from fieldsync.storage import tables as t
 from fieldsync.storage.sql import chunks
+from fieldsync.write.values import (
+    InvalidValue,
+    check_sentera_id,
+    check_value,
+    describe,
+    parse_timestamp,
+)
 
 TOP_LEVEL_KEYS = ("actor_sentera_id", "upsert", "delete")
 _UNSET: Any = object()
