@@ -486,9 +486,9 @@ def test_wrong_types_are_rejected(engine: Engine) -> None:
         "upsert.mosaics[0].area.unit: 'ACRES' is not one of ACRE, HECTARE, SQUARE_METER, "
         "SQUARE_FOOT",
         f"upsert.mosaics[0].image_sentera_ids: expected a list of sentera_ids, got '{world.image}'",
-        "upsert.cogs[0].max_zoom: 31 is greater than the maximum 30",
+        "upsert.cogs[0].max_zoom: must be less than or equal to 30",
         "upsert.cogs[0].clipped: expected true or false, got 1",
-        "upsert.files[0].size: -1 is less than the minimum 0",
+        "upsert.files[0].size: must be greater than or equal to 0",
         "upsert.flight_tasks[0].field_sentera_id: expected a sentera_id string, got a list",
         f"delete: expected a list of sentera_ids, got '{world.image}'",
     ]
@@ -522,10 +522,10 @@ def test_wrong_enum_value_message(engine: Engine) -> None:
 def check_coordinates_out_of_range(engine: Engine) -> None:
     org, user = org_and_user(engine)
     cases = [
-        ("latitude", 90.5, "90.5 is greater than the maximum 90"),
-        ("latitude", -91, "-91 is less than the minimum -90"),
-        ("longitude", 180.01, "180.01 is greater than the maximum 180"),
-        ("longitude", -181, "-181 is less than the minimum -180"),
+        ("latitude", 90.5, "must be less than or equal to 90"),
+        ("latitude", -91, "must be greater than or equal to -90"),
+        ("longitude", 180.01, "must be less than or equal to 180"),
+        ("longitude", -181, "must be greater than or equal to -180"),
     ]
     for key, value, message in cases:
         assert rejected(engine, field_doc(user, org, **{key: value})) == [
@@ -533,7 +533,7 @@ def check_coordinates_out_of_range(engine: Engine) -> None:
         ]
     image = {"survey_sentera_id": sid("CO"), "filename": "x", "latitude": -90.5}
     issues = rejected(engine, {"actor_sentera_id": user, "upsert": {"images": [image]}})
-    assert "upsert.images[0].latitude: -90.5 is less than the minimum -90" in issues
+    assert "upsert.images[0].latitude: must be greater than or equal to -90" in issues
     # The bounds themselves are fine.
     apply_changeset(engine, field_doc(user, org, latitude=-90, longitude=180), now=T1)
     apply_changeset(engine, field_doc(user, org, latitude=90, longitude=-180), now=T1)
@@ -543,7 +543,7 @@ def check_values_every_backend_can_store(engine: Engine) -> None:
     world = build_world(engine)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"version": 2**31}, f"version: {2**31} is out of range (at most {2**31 - 1})"),
-        ({"version": -1}, "version: -1 is less than the minimum 0"),
+        ({"version": -1}, "version: must be greater than or equal to 0"),
         ({"size": 2**63}, f"size: {2**63} is out of range (at most {2**63 - 1})"),
         ({"filename": "a\x00b"}, "filename: may not contain a NUL character (\\u0000)"),
         ({"filename": "x" * 1025}, "filename: is longer than 1024 characters"),

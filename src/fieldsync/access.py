@@ -1,13 +1,15 @@
 """Who may read what (sync-semantics §5).
 
 A user reads the organizations it belongs to, all their descendants, and everything below
-them. Anything else is answered exactly as if it did not exist.
+them. Anything else is answered exactly as if it did not exist. Where its role is editor or
+admin (docs/auth.md) it may also write there, again with all descendants.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
+from fieldsync.model.enums import ROLES, WRITE_ROLES
 from fieldsync.storage import tables as t
 from fieldsync.storage.sql import chunks
 
@@ -31,12 +33,19 @@ def descendant_organization_ids(conn: Connection, roots: set[int]) -> set[int]:
 
 
 def readable_organization_ids(conn: Connection, user_id: int) -> set[int]:
-    member_of = set(
-        conn.execute(
-            select(t.memberships.c.organization_id).where(t.memberships.c.user_id == user_id)
-        ).scalars()
-    )
-    return descendant_organization_ids(conn, member_of)
+    """Organizations the user reads: those it is a member of (any role) and their descendants."""
+    return descendant_organization_ids(conn, _member_of(conn, user_id, ROLES))
+
+
+def writable_organization_ids(conn: Connection, user_id: int) -> set[int]:
+    """Organizations the user writes: those where it is an editor or admin, and descendants."""
+    return descendant_organization_ids(conn, _member_of(conn, user_id, WRITE_ROLES))
+
+
+def _member_of(conn: Connection, user_id: int, roles: tuple[str, ...]) -> set[int]:
+    m = t.memberships
+    query = select(m.c.organization_id).where(m.c.user_id == user_id, m.c.role.in_(roles))
+    return set(conn.execute(query).scalars())
 
 
 def ancestor_organization_ids(conn: Connection, organization_ids: set[int]) -> set[int]:

@@ -54,3 +54,8 @@ FEATURE_SET_TYPE = (
 )
 FEATURE_SET_STATUS = ("PROCESSING", "SUCCESS", "FAIL", "NO_CONTENT")
 FEATURE_SET_OWNER_TYPE = ("SURVEY", "FIELD", "ORGANIZATION")
+
+# A member's role in an organization (and its descendants); each includes the ones before it.
+ROLES = ("viewer", "editor", "admin")
+WRITE_ROLES = ("editor", "admin")
+DEFAULT_ROLE = "editor"

@@ -26,6 +26,7 @@ class ValueType(Enum):
     REF = "sentera_id"
     REF_LIST = "list of sentera_ids"
     AREA = "area object"
+    MEMBERSHIPS = "list of memberships"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,8 @@ class Attribute:
     minimum: float | None = None
     maximum: float | None = None
     default: object = None
+    internal: bool = False
+    """Set by the server (e.g. the stored bytes of a file), never given in a record."""
 
     @property
     def target(self) -> str:
@@ -73,6 +76,11 @@ class EntityKind:
                 return attribute
         return None
 
+    @property
+    def given_attributes(self) -> tuple[Attribute, ...]:
+        """The attributes a changeset record or an upsert input may give."""
+        return tuple(attribute for attribute in self.attributes if not attribute.internal)
+
 
 V = ValueType
 OWNER_CODES: dict[str, TypeCode] = {
@@ -83,6 +91,13 @@ OWNER_CODES: dict[str, TypeCode] = {
     "LOGO": TypeCode.LOGO,
     "ORGANIZATION": TypeCode.ORGANIZATION,
 }
+
+# The stored bytes of an image or file, set when an upload is attached (fieldsync.blobs).
+_BLOB_ATTRIBUTES = (
+    Attribute("blob_key", V.TEXT, internal=True),
+    Attribute("checksum", V.TEXT, internal=True),
+    Attribute("content_type", V.TEXT, internal=True),
+)
 
 ORGANIZATION = EntityKind(
     "organization",
@@ -104,13 +119,15 @@ USER = EntityKind(
         Attribute("email", V.TEXT, required=True, nullable=False),
         Attribute("first_name", V.TEXT),
         Attribute("last_name", V.TEXT),
+        # A user is created with one of these two (checked by the planner): plain ids make the
+        # user an editor of each; memberships name a role per organization.
         Attribute(
             "organization_sentera_ids",
             V.REF_LIST,
-            required=True,
             nullable=False,
             refs=(TypeCode.ORGANIZATION,),
         ),
+        Attribute("memberships", V.MEMBERSHIPS, nullable=False, refs=(TypeCode.ORGANIZATION,)),
     ),
     "User",
 )
@@ -177,6 +194,7 @@ IMAGE = EntityKind(
         Attribute("altitude", V.FLOAT),
         Attribute("captured_at", V.DATETIME),
         Attribute("size", V.INT, minimum=0),
+        *_BLOB_ATTRIBUTES,
     ),
     "Image",
     SyncInfo("Image", 1000, "SURVEY"),
@@ -320,6 +338,7 @@ FILE = EntityKind(
         Attribute("path", V.TEXT),
         Attribute("size", V.INT, minimum=0),
         Attribute("version", V.INT, minimum=0),
+        *_BLOB_ATTRIBUTES,
     ),
     "File",
     SyncInfo("File", 2000, None),

@@ -41,8 +41,8 @@ def locate_many(
     wanted = sorted(set(sentera_ids))
     found: dict[str, Located] = {}
     for part in chunks(wanted):
-        if code is TypeCode.FEATURE_SET:
-            found.update(_locate_feature_sets(conn, part))
+        if code in _OWNED_TABLES:
+            found.update(_locate_owned(conn, _OWNED_TABLES[code], part))
             continue
         query = _locate_query(code, part)
         if query is None:
@@ -54,6 +54,7 @@ def locate_many(
 def _locate_query(code: TypeCode, wanted: Sequence[str]) -> Select[Any] | None:
     """The query of sentera_id, id and organization ("org") of live objects of one type."""
     o, f, s, m, lg = t.organizations, t.fields, t.surveys, t.mosaics, t.logos
+    i, c, ft = t.images, t.cogs, t.flight_tasks
     if code is TypeCode.ORGANIZATION:
         return select(o.c.sentera_id, o.c.id, o.c.id.label("org")).where(
             o.c.sentera_id.in_(wanted), o.c.deleted_at.is_(None)
@@ -79,15 +80,37 @@ def _locate_query(code: TypeCode, wanted: Sequence[str]) -> Select[Any] | None:
         return select(lg.c.sentera_id, lg.c.id, lg.c.organization_id.label("org")).where(
             lg.c.sentera_id.in_(wanted), lg.c.deleted_at.is_(None)
         )
+    if code is TypeCode.FLIGHT_TASK:
+        return select(ft.c.sentera_id, ft.c.id, ft.c.organization_id.label("org")).where(
+            ft.c.sentera_id.in_(wanted), ft.c.deleted_at.is_(None)
+        )
+    if code is TypeCode.IMAGE:
+        return (
+            select(i.c.sentera_id, i.c.id, f.c.organization_id.label("org"))
+            .join(s, s.c.id == i.c.survey_id)
+            .join(f, f.c.id == s.c.field_id)
+            .where(i.c.sentera_id.in_(wanted), i.c.deleted_at.is_(None))
+        )
+    if code is TypeCode.COG:
+        return (
+            select(c.c.sentera_id, c.c.id, f.c.organization_id.label("org"))
+            .join(m, m.c.id == c.c.mosaic_id)
+            .join(s, s.c.id == m.c.survey_id)
+            .join(f, f.c.id == s.c.field_id)
+            .where(c.c.sentera_id.in_(wanted), c.c.deleted_at.is_(None))
+        )
     return None
 
 
-def _locate_feature_sets(conn: Connection, wanted: Sequence[str]) -> dict[str, Located]:
-    """A feature set hangs below its owner (a survey, a field or an organization)."""
-    fs = t.feature_sets
+# Kinds that hang below an owner of several possible types (their scope key).
+_OWNED_TABLES = {TypeCode.FEATURE_SET: t.feature_sets, TypeCode.FILE: t.files}
+
+
+def _locate_owned(conn: Connection, table: Any, wanted: Sequence[str]) -> dict[str, Located]:
+    """A feature set or file hangs below its owner (a survey, a field, a mosaic…)."""
     rows = conn.execute(
-        select(fs.c.sentera_id, fs.c.id, fs.c.scope_type, fs.c.scope_id).where(
-            fs.c.sentera_id.in_(wanted), fs.c.deleted_at.is_(None)
+        select(table.c.sentera_id, table.c.id, table.c.scope_type, table.c.scope_id).where(
+            table.c.sentera_id.in_(wanted), table.c.deleted_at.is_(None)
         )
     ).all()
     owners = owner_sentera_ids(conn, ((row.scope_type, row.scope_id) for row in rows))

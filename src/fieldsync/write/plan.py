@@ -27,6 +27,7 @@ from fieldsync.model.kinds import (
 )
 from fieldsync.storage import tables as t
 from fieldsync.storage.sql import chunks
+from fieldsync.write.access import WriteAccess
 from fieldsync.write.values import (
     InvalidValue,
     check_sentera_id,
@@ -41,8 +42,18 @@ _UNSET: Any = object()
 
 @dataclass(frozen=True, slots=True)
 class ChangesetIssue:
+    """One problem, at the JSON path of the value at fault.
+
+    `key` names the broken rule (`less_than_or_equal_to`, `not_found`, …) and `details` the
+    values that vary; `attribute` names the key a problem of a whole record is about (the
+    missing required key).
+    """
+
     path: str
     message: str
+    key: str = "invalid"
+    attribute: str | None = None
+    details: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -150,15 +161,21 @@ def _referenced_ids(document: dict[str, Any]) -> set[str]:
                 for attribute in kind.attributes:
                     if attribute.value_type in (ValueType.REF, ValueType.REF_LIST):
                         add(record.get(attribute.key))
+                    elif attribute.value_type is ValueType.MEMBERSHIPS:
+                        entries = record.get(attribute.key)
+                        for entry in entries if isinstance(entries, list) else ():
+                            if isinstance(entry, dict):
+                                add(entry.get("organization_sentera_id"))
     return found
 
 
 class Planner:
     """Builds a `Plan` from a parsed changeset, collecting every issue."""
 
-    def __init__(self, conn: Connection, document: Any) -> None:
+    def __init__(self, conn: Connection, document: Any, access: WriteAccess | None = None) -> None:
         self.conn = conn
         self.document = document
+        self.access = access
         self.issues: list[ChangesetIssue] = []
         self.existing = ExistingRows(conn)
         self.planned: dict[str, PlannedRecord] = {}
@@ -166,10 +183,26 @@ class Planner:
         # The sentera_id each record (by identity) creates or updates; None when invalid.
         self.record_ids: dict[int, str | None] = {}
 
-    def fail(self, path: str, message: str) -> None:
-        self.issues.append(ChangesetIssue(path, message))
+    def fail(
+        self,
+        path: str,
+        message: str,
+        *,
+        key: str = "invalid",
+        attribute: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.issues.append(ChangesetIssue(path, message, key, attribute, details))
 
     def build(self) -> Plan:
+        """The plan of a valid document; raises ChangesetError listing every issue."""
+        plan = self.check()
+        if self.issues:
+            raise ChangesetError(self.issues)
+        return plan
+
+    def check(self) -> Plan:
+        """The plan of what is valid; every issue found is left in `issues`."""
         document = self.document
         if not isinstance(document, dict):
             raise ChangesetError([ChangesetIssue("", "a changeset is a JSON object")])
@@ -204,7 +237,10 @@ class Planner:
             records_by_kind.append((kind, good))
         records_by_kind.sort(key=lambda pair: ALL_KINDS.index(pair[0]))
 
-        self.existing.load(_referenced_ids(document))
+        referenced = _referenced_ids(document)
+        self.existing.load(referenced)
+        if self.access is not None:
+            self.access.prime(sid for sid in referenced if self.existing.get(sid) is not None)
         self._register_ids(records_by_kind)
         actor = self._actor(document.get("actor_sentera_id"))
         for kind, records in records_by_kind:
@@ -213,8 +249,6 @@ class Planner:
         deletes = self._deletes(document.get("delete", []))
         self._check_mosaic_links()
         self._check_organization_cycles()
-        if self.issues:
-            raise ChangesetError(self.issues)
         return Plan(actor=actor, records=list(self.planned.values()), deletes=deletes)
 
     # -- identities ------------------------------------------------------------------------
@@ -226,7 +260,9 @@ class Planner:
         for kind, records in records_by_kind:
             for path, record in records:
                 self.record_ids[id(record)] = None
-                if "sentera_id" not in record:
+                if "sentera_id" not in record or (
+                    self.access is not None and record["sentera_id"] is None
+                ):
                     generated = new_sentera_id(kind.code)
                     self.record_ids[id(record)] = generated
                     self.will_exist.add(generated)
@@ -237,6 +273,8 @@ class Planner:
                     self.fail(f"{path}.sentera_id", str(exc))
                     continue
                 row = self.existing.get(sentera_id)
+                if self.access is not None and not self._may_update(path, kind, sentera_id):
+                    continue
                 if row is not None and row["deleted_at"] is not None:
                     self.fail(
                         f"{path}.sentera_id",
@@ -246,14 +284,50 @@ class Planner:
                 self.record_ids[id(record)] = sentera_id
                 self.will_exist.add(sentera_id)
 
+    def _may_update(self, path: str, kind: EntityKind, sentera_id: str) -> bool:
+        """Through the API an input with a sentera_id updates that item, which must exist and
+        be the caller's to write; one it may not read is answered as one that does not exist."""
+        assert self.access is not None
+        if not self.access.may_read(sentera_id):
+            self.fail(
+                f"{path}.sentera_id",
+                f"{kind.name.replace('_', ' ')} {sentera_id!r} does not exist",
+                key="not_found",
+                details={"sentera_id": sentera_id},
+            )
+            return False
+        if not self.access.may_write(sentera_id):
+            self.fail(
+                f"{path}.sentera_id",
+                f"you may read {sentera_id!r} but not change it: your role in its "
+                "organization is viewer",
+                key="forbidden",
+                details={"sentera_id": sentera_id},
+            )
+            return False
+        return True
+
     def _reference(self, path: str, sentera_id: str) -> None:
         if sentera_id in self.will_exist:
             return
         row = self.existing.get(sentera_id)
-        if row is None:
-            self.fail(path, f"{sentera_id!r} does not exist")
+        hidden = (
+            row is not None and self.access is not None and not self.access.may_read(sentera_id)
+        )
+        if row is None or hidden:
+            self.fail(
+                path,
+                f"{sentera_id!r} does not exist",
+                key="not_found",
+                details={"sentera_id": sentera_id},
+            )
         elif row["deleted_at"] is not None:
-            self.fail(path, f"{sentera_id!r} was deleted")
+            self.fail(
+                path,
+                f"{sentera_id!r} was deleted",
+                key="not_found",
+                details={"sentera_id": sentera_id},
+            )
 
     def _actor(self, actor: Any) -> str | None:
         if actor is None:
@@ -297,25 +371,33 @@ class Planner:
                     planned.updated_by = user
                 continue
             attribute = kind.attribute(key)
-            if attribute is None:
-                allowed = ", ".join([a.key for a in kind.attributes] + list(COMMON_KEYS))
+            if attribute is None or attribute.internal:
+                allowed = ", ".join([a.key for a in kind.given_attributes] + list(COMMON_KEYS))
                 self.fail(key_path, f"unknown key for {kind.changeset_key} (expected {allowed})")
                 continue
             try:
                 checked = check_value(kind, attribute, value)
             except InvalidValue as exc:
-                self.fail(key_path + exc.subpath, str(exc))
+                self.fail(key_path + exc.subpath, str(exc), key=exc.key, details=exc.details)
                 continue
             if attribute.value_type is ValueType.REF and checked is not None:
                 self._reference(key_path, checked)
             elif attribute.value_type is ValueType.REF_LIST:
                 for position, item in enumerate(checked):
                     self._reference(f"{key_path}[{position}]", item)
+            elif attribute.value_type is ValueType.MEMBERSHIPS:
+                for position, entry in enumerate(checked):
+                    self._reference(
+                        f"{key_path}[{position}].organization_sentera_id",
+                        entry["organization_sentera_id"],
+                    )
             planned.values[key] = checked
         if planned.is_new:
             self._complete_new(planned, path, actor)
         if kind in (k.FILE, k.FEATURE_SET):
             self._check_owner(planned, path)
+        if kind is k.USER:
+            self._check_memberships(planned, path)
 
     def _user_reference(self, path: str, value: Any, *, nullable: bool) -> str | None:
         if value is None and nullable:
@@ -330,19 +412,15 @@ class Planner:
 
     def _complete_new(self, planned: PlannedRecord, path: str, actor: str | None) -> None:
         kind = planned.kind
-        for attribute in kind.attributes:
+        for attribute in kind.given_attributes:
             if attribute.key in planned.present:
                 continue
             if attribute.required:
-                self.fail(
-                    path,
-                    f"missing required key {attribute.key!r} (required when creating "
-                    f"{kind.changeset_key.replace('_', ' ')})",
-                )
+                self._missing(planned, path, attribute.key)
             elif attribute.default is not None:
                 planned.values[attribute.key] = attribute.default
-        if kind is k.USER and planned.values.get("organization_sentera_ids") == []:
-            self.fail(f"{path}.organization_sentera_ids", "a user needs at least one organization")
+        if kind is k.USER and not {"organization_sentera_ids", "memberships"} & planned.present:
+            self._missing(planned, path, "organization_sentera_ids")
         if kind is k.FILE and "download_filename" not in planned.values:
             planned.values["download_filename"] = planned.values.get("filename")
         if kind.sync is not None and planned.created_by is None:
@@ -358,6 +436,28 @@ class Planner:
                     "no user to attribute the new item to: set actor_sentera_id or "
                     "created_by_sentera_id",
                 )
+
+    def _missing(self, planned: PlannedRecord, path: str, key: str) -> None:
+        self.fail(
+            path,
+            f"missing required key {key!r} (required when creating "
+            f"{planned.kind.changeset_key.replace('_', ' ')})",
+            key="blank",
+            attribute=key,
+        )
+
+    def _check_memberships(self, planned: PlannedRecord, path: str) -> None:
+        """A user's organizations come as plain ids or as memberships, and there is one."""
+        given = [
+            key for key in ("organization_sentera_ids", "memberships") if key in planned.values
+        ]
+        if len(given) == 2:
+            self.fail(
+                f"{path}.memberships",
+                "give organization_sentera_ids or memberships, not both",
+            )
+        elif given and planned.values[given[0]] == []:
+            self.fail(f"{path}.{given[0]}", "a user needs at least one organization", key="blank")
 
     def _check_owner(self, planned: PlannedRecord, path: str) -> None:
         values, existing = planned.values, planned.existing

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String
 
 from fieldsync.ids import type_code_of
-from fieldsync.model.enums import AREA_UNIT
+from fieldsync.model.enums import AREA_UNIT, ROLES
 from fieldsync.model.kinds import Attribute, EntityKind, ValueType
 
 
@@ -17,12 +17,23 @@ class InvalidValue(ValueError):
     """A value that does not fit its attribute; the message is shown after the JSON path.
 
     `subpath` points inside the value (`[2]` of a list, `.unit` of an area) when the fault is
-    there, so the reported JSON path names the exact value at fault.
+    there, so the reported JSON path names the exact value at fault. `key` names the rule that
+    was broken (snake_case, e.g. `less_than_or_equal_to`) and `details` the values that vary,
+    as the upsert mutations report them.
     """
 
-    def __init__(self, message: str, subpath: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        subpath: str = "",
+        *,
+        key: str = "invalid",
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.subpath = subpath
+        self.key = key
+        self.details = details
 
 
 def describe(value: Any) -> str:
@@ -84,23 +95,74 @@ def _number(value: Any, kind: EntityKind, attribute: Attribute, integer: bool) -
     if not integer and not _finite(value):
         raise InvalidValue(f"expected a finite number, got {describe(value)}")
     if attribute.minimum is not None and value < attribute.minimum:
-        raise InvalidValue(f"{value} is less than the minimum {attribute.minimum:g}")
+        raise InvalidValue(
+            f"must be greater than or equal to {attribute.minimum:g}",
+            key="greater_than_or_equal_to",
+            details={"count": _bound(attribute.minimum), "value": value},
+        )
     if attribute.maximum is not None and value > attribute.maximum:
-        raise InvalidValue(f"{value} is greater than the maximum {attribute.maximum:g}")
+        raise InvalidValue(
+            f"must be less than or equal to {attribute.maximum:g}",
+            key="less_than_or_equal_to",
+            details={"count": _bound(attribute.maximum), "value": value},
+        )
     if integer:
         # The largest value the column holds on every backend.
         column_type = kind.table.c[attribute.target].type
         limit = 2**63 - 1 if isinstance(column_type, BigInteger) else 2**31 - 1
         if isinstance(column_type, Integer) and not -limit - 1 <= value <= limit:
-            raise InvalidValue(f"{value} is out of range (at most {limit})")
+            raise InvalidValue(
+                f"{value} is out of range (at most {limit})",
+                key="less_than_or_equal_to",
+                details={"count": limit, "value": value},
+            )
     return value
+
+
+def _memberships(value: Any, allowed: tuple[str, ...]) -> list[dict[str, str]]:
+    """`[{organization_sentera_id, role}]`, one entry per organization."""
+    if not isinstance(value, list):
+        raise InvalidValue(f"expected a list of memberships, got {describe(value)}")
+    roles: dict[str, str] = {}
+    for position, entry in enumerate(value):
+        at = f"[{position}]"
+        if not isinstance(entry, dict):
+            raise InvalidValue(
+                f"expected an object {{organization_sentera_id, role}}, got {describe(entry)}", at
+            )
+        extra = sorted(set(entry) - {"organization_sentera_id", "role"})
+        if extra:
+            raise InvalidValue(
+                f"unknown key {extra[0]!r} (a membership has organization_sentera_id and role)",
+                at,
+            )
+        try:
+            organization = check_sentera_id(entry.get("organization_sentera_id"), allowed)
+        except InvalidValue as exc:
+            raise InvalidValue(str(exc), f"{at}.organization_sentera_id") from None
+        role = entry.get("role")
+        if role not in ROLES:
+            raise InvalidValue(
+                f"{describe(role)} is not one of {', '.join(ROLES)}",
+                f"{at}.role",
+                key="inclusion",
+                details={"value": role, "choices": list(ROLES)},
+            )
+        if roles.get(organization, role) != role:
+            raise InvalidValue(f"{organization!r} is given twice with different roles", at)
+        roles[organization] = role
+    return [{"organization_sentera_id": org, "role": role} for org, role in roles.items()]
+
+
+def _bound(limit: float) -> int | float:
+    return int(limit) if float(limit).is_integer() else limit
 
 
 def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
     """The normalized value, or InvalidValue. References stay sentera_ids here."""
     if value is None:
         if not attribute.nullable:
-            raise InvalidValue("may not be null")
+            raise InvalidValue("may not be null", key="blank")
         return None
     vt = attribute.value_type
     if vt is ValueType.TEXT:
@@ -116,7 +178,9 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
             and length
             and len(value) > length
         ):
-            raise InvalidValue(f"is longer than {length} characters")
+            raise InvalidValue(
+                f"is longer than {length} characters", key="too_long", details={"count": length}
+            )
         return value
     if vt is ValueType.FLOAT:
         return float(_number(value, kind, attribute, integer=False))
@@ -130,7 +194,11 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
         return parse_timestamp(value)
     if vt is ValueType.ENUM:
         if not isinstance(value, str) or value not in attribute.choices:
-            raise InvalidValue(f"{describe(value)} is not one of {', '.join(attribute.choices)}")
+            raise InvalidValue(
+                f"{describe(value)} is not one of {', '.join(attribute.choices)}",
+                key="inclusion",
+                details={"value": value, "choices": list(attribute.choices)},
+            )
         return value
     if vt is ValueType.REF:
         return check_sentera_id(value, tuple(code.value for code in attribute.refs))
@@ -145,6 +213,8 @@ def check_value(kind: EntityKind, attribute: Attribute, value: Any) -> Any:
             except InvalidValue as exc:
                 raise InvalidValue(str(exc), f"[{position}]") from None
         return list(dict.fromkeys(checked))
+    if vt is ValueType.MEMBERSHIPS:
+        return _memberships(value, tuple(code.value for code in attribute.refs))
     if vt is ValueType.AREA:
         if not isinstance(value, dict):
             raise InvalidValue(f"expected an object {{value, unit}} or null, got {describe(value)}")

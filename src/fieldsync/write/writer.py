@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 
 from fieldsync.ids import type_code_of
 from fieldsync.model import kinds as k
+from fieldsync.model.enums import DEFAULT_ROLE
 from fieldsync.model.kinds import ALL_KINDS, EntityKind, ValueType
 from fieldsync.model.representation import refresh_representations
 from fieldsync.storage import tables as t
@@ -129,6 +130,8 @@ class _Writer:
                     wanted.add(value)
                 elif attribute.value_type is ValueType.REF_LIST and value:
                     wanted.update(value)
+                elif attribute.value_type is ValueType.MEMBERSHIPS and value:
+                    wanted.update(entry["organization_sentera_id"] for entry in value)
             for user in (record.created_by, record.updated_by):
                 if isinstance(user, str):
                     wanted.add(user)
@@ -165,7 +168,7 @@ class _Writer:
             elif attribute.value_type is ValueType.AREA:
                 columns["area_value"] = None if value is None else value["value"]
                 columns["area_unit"] = None if value is None else value["unit"]
-            elif attribute.value_type is not ValueType.REF_LIST:
+            elif attribute.value_type not in (ValueType.REF_LIST, ValueType.MEMBERSHIPS):
                 columns[attribute.target] = value
         return columns
 
@@ -261,21 +264,33 @@ class _Writer:
             )
             self.conn.execute(statement, params)
 
-    def _current_links(self, record: PlannedRecord) -> set[int]:
+    def _current_links(self, record: PlannedRecord) -> dict[int, str | None]:
+        """A user's organizations with its role in each, or a mosaic's images."""
         assert record.existing is not None
         if record.kind is k.USER:
             m = t.memberships
-            query = select(m.c.organization_id).where(m.c.user_id == record.existing["id"])
-        else:
-            mi = t.mosaic_images
-            query = select(mi.c.image_id).where(mi.c.mosaic_id == record.existing["id"])
-        return set(self.conn.execute(query).scalars())
+            rows = self.conn.execute(
+                select(m.c.organization_id, m.c.role).where(m.c.user_id == record.existing["id"])
+            )
+            return {row.organization_id: row.role for row in rows}
+        mi = t.mosaic_images
+        query = select(mi.c.image_id).where(mi.c.mosaic_id == record.existing["id"])
+        return dict.fromkeys(self.conn.execute(query).scalars())
 
-    def _wanted_links(self, record: PlannedRecord) -> set[int] | None:
-        key = "organization_sentera_ids" if record.kind is k.USER else "image_sentera_ids"
-        if record.kind not in (k.USER, k.MOSAIC) or key not in record.values:
-            return None
-        return {self.ids[sentera_id] for sentera_id in record.values[key]}
+    def _wanted_links(self, record: PlannedRecord) -> dict[int, str | None] | None:
+        values = record.values
+        if record.kind is k.USER and "memberships" in values:
+            return {
+                self.ids[entry["organization_sentera_id"]]: entry["role"]
+                for entry in values["memberships"]
+            }
+        if record.kind is k.USER and "organization_sentera_ids" in values:
+            return dict.fromkeys(
+                (self.ids[sid] for sid in values["organization_sentera_ids"]), DEFAULT_ROLE
+            )
+        if record.kind is k.MOSAIC and "image_sentera_ids" in values:
+            return dict.fromkeys(self.ids[sid] for sid in values["image_sentera_ids"])
+        return None
 
     def _links_changed(self, record: PlannedRecord) -> bool:
         wanted = self._wanted_links(record)
@@ -288,7 +303,7 @@ class _Writer:
             table, owner, target = t.mosaic_images, "mosaic_id", "image_id"
         else:
             return
-        rows: list[dict[str, int]] = []
+        rows: list[dict[str, Any]] = []
         for record in records:
             wanted = self._wanted_links(record)
             if wanted is None:
@@ -298,7 +313,9 @@ class _Writer:
                 if wanted == self._current_links(record):
                     continue
                 self.conn.execute(delete(table).where(table.c[owner] == owner_id))
-            rows.extend({owner: owner_id, target: target_id} for target_id in sorted(wanted))
+            for target_id, role in sorted(wanted.items()):
+                row: dict[str, Any] = {owner: owner_id, target: target_id}
+                rows.append(row if role is None else row | {"role": role})
         if rows:
             self.conn.execute(insert(table), rows)
 
