@@ -21,3 +21,15 @@ class UnauthenticatedError(FieldSyncError):
 
 class InvalidArgumentError(FieldSyncError):
     code = "BAD_USER_INPUT"
+
+
+class ForbiddenError(FieldSyncError):
+    """The caller may read the object but its role there does not allow the change."""
+
+    code = "FORBIDDEN"
+
+
+class TooManyItemsError(FieldSyncError):
+    """A write names more items than one call may; nothing was written."""
+
+    code = "TOO_MANY_ITEMS"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -13,6 +14,7 @@ from fieldsync.access import (
     colleague_organization_ids,
     readable_organization_ids,
     visible_user_sentera_ids,
+    writable_organization_ids,
 )
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
@@ -21,6 +23,8 @@ from fieldsync.storage import tables as t
 from fieldsync.sync.engine import load_representations
 from fieldsync.sync.scopes import readable_objects
 from fieldsync.tokens import Viewer
+from fieldsync.write.access import WriteAccess
+from fieldsync.write.mutations import AttachBytes
 
 
 def organization_object(row: Any) -> dict[str, Any]:
@@ -108,7 +112,12 @@ class RequestContext:
     conn: Connection
     viewer: Viewer
     loader: Loader
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """The time the request's writes are stamped with."""
+    attach_bytes: AttachBytes | None = None
+    """Claims an upload by its file_key (None: this server stores no bytes)."""
     _readable: set[int] | None = None
+    _write_access: WriteAccess | None = None
     _colleagues_of: set[int] | None = None
     identity_only: dict[int, bool] = field(default_factory=dict)
     """Per field node: does the selection ask for nothing but sentera_id?"""
@@ -117,6 +126,28 @@ class RequestContext:
     @classmethod
     def open(cls, conn: Connection, viewer: Viewer) -> RequestContext:
         return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
+
+    def prime_references(self, records: Iterable[dict[str, Any]]) -> None:
+        """Let the loader fetch what the records reference in batches, should a query ask."""
+        wanted: list[str] = []
+        for record in records:
+            for value in record.values():
+                if isinstance(value, dict) and len(value) == 1 and "sentera_id" in value:
+                    wanted.append(value["sentera_id"])
+        self.loader.prime(wanted)
+
+    @property
+    def write_access(self) -> WriteAccess:
+        """What the caller may write (computed once, for mutations)."""
+        if self._write_access is None:
+            self._write_access = WriteAccess(
+                self.conn,
+                self.viewer.user_id,
+                self.viewer.sentera_id,
+                readable=self.readable,
+                writable=writable_organization_ids(self.conn, self.viewer.user_id),
+            )
+        return self._write_access
 
     def may_read(self, sentera_id: str) -> bool:
         """Whether the caller may read the object behind an id.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from threading import Lock
 from typing import Any, TypeGuard
@@ -17,13 +18,15 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
+    OperationType,
     execute,
+    get_operation_ast,
     parse,
     specified_rules,
     validate,
 )
 from graphql.validation.validate import ValidationAbortedError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from fieldsync.api.context import RequestContext
 from fieldsync.api.limits import (
@@ -40,17 +43,24 @@ from fieldsync.api.limits import (
 from fieldsync.errors import FieldSyncError
 from fieldsync.ratelimit import RateLimited, RateLimiter
 from fieldsync.storage.database import (
+    WriterBusyError,
+    WriteWait,
     interrupt_statement,
     is_database_unavailable,
     is_pool_timeout,
     read_snapshot,
     statement_deadline,
+    with_write_wait,
+    write_transaction,
 )
 from fieldsync.tokens import TokenUseRecorder, Viewer, authenticate
 
 log = logging.getLogger("fieldsync.api")
 
 _CACHEABLE_QUERY_CHARS = 20_000
+# A mutation waits this long for another writer (SQLite: one at a time), then answers 503.
+_WRITER_WAIT_SECONDS = 5.0
+_WRITER_RETRY_AFTER = 1
 _CACHE_ENTRIES = 256
 
 
@@ -225,6 +235,19 @@ class GraphQLExecutor:
         refused = self.rate_limiter.check(viewer.token_id)
         return None if refused is None else rate_limited(refused)
 
+    def _transaction(
+        self, document: DocumentNode, request: GraphQLRequest, deadline: RequestDeadline
+    ) -> AbstractContextManager[Connection]:
+        """A mutation waits for another writer only briefly (503 WRITER_BUSY after that)."""
+        if not _is_mutation(document, request.operation_name):
+            return read_snapshot(self.engine)
+        wait = WriteWait(seconds=max(0.1, min(_WRITER_WAIT_SECONDS, deadline.remaining())))
+        return write_transaction(with_write_wait(self.engine, wait))
+
+    def _context(self, conn: Connection, viewer: Viewer) -> RequestContext:
+        context = RequestContext.open(conn, viewer)
+        return context
+
     def _execute(
         self,
         document: DocumentNode,
@@ -232,10 +255,11 @@ class GraphQLExecutor:
         viewer: Viewer,
         deadline: RequestDeadline,
     ) -> ExecutionResult | GraphQLResponse:
-        """Execute on one snapshot, stopped by the deadline in Python and in the database."""
+        """Execute a query on one snapshot and a mutation in one write transaction, stopped by
+        the deadline in Python and in the database (a stopped mutation writes nothing)."""
         try:
             with (
-                read_snapshot(self.engine) as conn,
+                self._transaction(document, request, deadline) as conn,
                 statement_deadline(conn, deadline.remaining(), deadline.stopped),
                 deadline.on_cancel(lambda: interrupt_statement(conn)),
             ):
@@ -244,7 +268,7 @@ class GraphQLExecutor:
                     document,
                     variable_values=request.variables,
                     operation_name=request.operation_name,
-                    context_value=RequestContext.open(conn, viewer),
+                    context_value=self._context(conn, viewer),
                     is_awaitable=_never_awaitable,
                     executor_class=DeadlineExecutor,
                     deadline=deadline,
@@ -253,6 +277,10 @@ class GraphQLExecutor:
                 _raise_database_errors(result)
         except ExecutionStopped:
             return _stopped(deadline)
+        except WriterBusyError as busy:
+            return GraphQLResponse(
+                503, error_body(str(busy), busy.code), {"Retry-After": str(_WRITER_RETRY_AFTER)}
+            )
         except RecursionError:
             return _request_error([too_deeply_nested()], "QUERY_TOO_DEEP")
         # Every resolver is synchronous, so execution never returns an awaitable.
@@ -261,6 +289,11 @@ class GraphQLExecutor:
             # A statement was interrupted at the deadline: its errors are not the answer.
             return _stopped(deadline)
         return result
+
+
+def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is OperationType.MUTATION
 
 
 def _actionable(error: GraphQLError) -> GraphQLError:

@@ -92,21 +92,12 @@ def resolve_parent_organization(source: dict[str, Any], info: GraphQLResolveInfo
     return None if parent is None else _load_readable(_context(info), parent)
 
 
-def _prime_references(context: RequestContext, records: list[dict[str, Any]]) -> None:
-    wanted: list[str] = []
-    for record in records:
-        for value in record.values():
-            if isinstance(value, dict) and len(value) == 1 and "sentera_id" in value:
-                wanted.append(value["sentera_id"])
-    context.loader.prime(wanted)
-
-
 # -- sync queries --------------------------------------------------------------------------
 
 
 def _sync_result(context: RequestContext, page: SyncPage) -> dict[str, Any]:
-    _prime_references(context, page.upserted)
-    _prime_references(context, page.deleted)
+    context.prime_references(page.upserted)
+    context.prime_references(page.deleted)
     return {
         "upserted": page.upserted,
         "deleted": page.deleted,
@@ -259,7 +250,7 @@ class Collection:
         )
         records = load_representations(self._context.conn, self._kind, ids)
         page = [records[item_id] for item_id in ids]
-        _prime_references(self._context, page)
+        self._context.prime_references(page)
         return page
 
     @property

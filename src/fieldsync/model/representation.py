@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, select, update
+from sqlalchemy import Connection, Select, bindparam, func, select, update
 from sqlalchemy.engine import Row
 
 from fieldsync.hashing import canonical_json, digest
@@ -84,6 +84,19 @@ def _base(table: Any, *columns: Any) -> Select[Any]:
     )
 
 
+def _blob_columns(table: Any) -> tuple[Any, ...]:
+    return (table.c.blob_key, table.c.checksum, table.c.content_type)
+
+
+def _blob(row: Row[Any]) -> dict[str, Any]:
+    """The stored bytes: their public MD5 `checksum`, and (not a GraphQL field) where they are,
+    from which `url` is signed per request. New bytes are new content, so a new hash."""
+    stored = None
+    if row.blob_key is not None:
+        stored = {"key": row.blob_key, "content_type": row.content_type}
+    return {"checksum": row.checksum, "blob": stored}
+
+
 def _common(row: Row[Any]) -> dict[str, Any]:
     return {
         "sentera_id": row.sentera_id,
@@ -147,20 +160,25 @@ def _image_query() -> Select[Any]:
         i.c.altitude,
         i.c.captured_at,
         i.c.size,
+        *_blob_columns(i),
         s.c.sentera_id.label("survey_sid"),
     ).join(s, s.c.id == i.c.survey_id)
 
 
 def _image_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
-    return _common(row) | {
-        "filename": row.filename,
-        "latitude": row.latitude,
-        "longitude": row.longitude,
-        "altitude": row.altitude,
-        "captured_at": iso(row.captured_at),
-        "size": size_text(row.size),
-        "survey": ref(row.survey_sid),
-    }
+    return (
+        _common(row)
+        | {
+            "filename": row.filename,
+            "latitude": row.latitude,
+            "longitude": row.longitude,
+            "altitude": row.altitude,
+            "captured_at": iso(row.captured_at),
+            "size": size_text(row.size),
+            "survey": ref(row.survey_sid),
+        }
+        | _blob(row)
+    )
 
 
 def _mosaic_query() -> Select[Any]:
@@ -249,23 +267,34 @@ def _feature_set_content(row: Row[Any], owners: Mapping[tuple[str, int], str]) -
 def _file_query() -> Select[Any]:
     f = t.files
     return _base(
-        f, f.c.filename, f.c.download_filename, f.c.file_type, f.c.path, f.c.size, f.c.version
+        f,
+        f.c.filename,
+        f.c.download_filename,
+        f.c.file_type,
+        f.c.path,
+        f.c.size,
+        f.c.version,
+        *_blob_columns(f),
     )
 
 
 def _file_content(row: Row[Any], owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
-    return _common(row) | {
-        "filename": row.filename,
-        "download_filename": row.download_filename,
-        "file_type": row.file_type.lower(),
-        "path": row.path,
-        "size": size_text(row.size),
-        "version": row.version,
-        "file_owner": {
-            "owner_type": row.scope_type,
-            "sentera_id": owners[(row.scope_type, row.scope_id)],
-        },
-    }
+    return (
+        _common(row)
+        | {
+            "filename": row.filename,
+            "download_filename": row.download_filename,
+            "file_type": row.file_type.lower(),
+            "path": row.path,
+            "size": size_text(row.size),
+            "version": row.version,
+            "file_owner": {
+                "owner_type": row.scope_type,
+                "sentera_id": owners[(row.scope_type, row.scope_id)],
+            },
+        }
+        | _blob(row)
+    )
 
 
 def _flight_task_query() -> Select[Any]:
@@ -385,11 +414,17 @@ def refresh_representations(
     kind: EntityKind,
     updaters: Mapping[int, int | None],
     now: datetime,
+    *,
+    reshaped: bool = False,
 ) -> int:
     """Recompute the representation of the live items `updaters` names; store what changed.
 
     `updaters` maps an item id to the user the change is attributed to. Returns how many items
     got a new content hash. New items (no stored representation yet) always do.
+
+    `reshaped` is for a migration that changes what a representation holds, not the items:
+    every item whose stored representation differs gets the new one, keeping its `updated_at`,
+    `updated_by` and `action` (derived from its history when the old shape had none).
     """
     assert kind.sync is not None
     shape = SHAPES[kind.name]
@@ -410,6 +445,7 @@ def refresh_representations(
 
     changes: list[dict[str, Any]] = []
     versions: list[dict[str, Any]] = []
+    history = _version_counts(conn, kind, [r.id for r in rows]) if reshaped else {}
     for row in rows:
         content = shape.content(row, owners)
         if kind is k.MOSAIC:
@@ -417,7 +453,10 @@ def refresh_representations(
             content["images"] = {"total_count": len(linked)}
             content["image_links"] = digest(canonical_json({"ids": linked})).hex()
         stored = json.loads(row.representation) if row.representation else None
-        if stored is not None:
+        if stored is not None and reshaped:
+            updated_at, updated_by_id = row.updated_at, row.updated_by_id
+            action = stored.get("action") or ("UPDATE" if history.get(row.id, 0) > 1 else "CREATE")
+        elif stored is not None:
             stored_content = {key: v for key, v in stored.items() if key not in META_KEYS}
             if stored_content == content:
                 continue
@@ -431,10 +470,11 @@ def refresh_representations(
         representation = content | {
             "updated_at": iso(updated_at),
             "updated_by": ref(user_sids.get(updated_by_id) if updated_by_id else None),
+            "action": action,
         }
-        if kind is k.FILE:
-            representation["action"] = action
         canonical = canonical_json(representation)
+        if reshaped and canonical == row.representation:
+            continue
         content_hash = digest(canonical)
         scope_type, scope_id = shape.scope(row)
         changes.append(
@@ -475,6 +515,20 @@ def refresh_representations(
         )
         insert_ignoring_duplicates(conn, t.item_versions, versions)
     return len(changes)
+
+
+def _version_counts(conn: Connection, kind: EntityKind, item_ids: list[int]) -> dict[int, int]:
+    """How many versions each item has had (one means never changed since its creation)."""
+    iv = t.item_versions
+    counts: dict[int, int] = {}
+    for part in chunks(item_ids):
+        rows = conn.execute(
+            select(iv.c.item_id, func.count())
+            .where(iv.c.kind == kind.name, iv.c.item_id.in_(part))
+            .group_by(iv.c.item_id)
+        )
+        counts.update((row[0], row[1]) for row in rows)
+    return counts
 
 
 def _user_sentera_ids(conn: Connection, user_ids: set[int]) -> dict[int, str]:

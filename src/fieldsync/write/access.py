@@ -21,6 +21,7 @@ from fieldsync.sync.scopes import locate_many
 class WriteAccess:
     conn: Connection
     user_id: int
+    user_sentera_id: str
     readable: set[int]
     """Organizations the caller reads (any role), with their descendants."""
     writable: set[int]
@@ -46,7 +47,9 @@ class WriteAccess:
         return self._organizations[sentera_id]
 
     def may_read(self, sentera_id: str) -> bool:
-        """A live item in an organization the caller reads."""
+        """A live item in an organization the caller reads (of users: only the caller)."""
+        if type_code_of(sentera_id) is TypeCode.USER:
+            return sentera_id == self.user_sentera_id
         return self._organization(sentera_id) in self.readable
 
     def may_write(self, sentera_id: str) -> bool:

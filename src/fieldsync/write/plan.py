@@ -26,7 +26,7 @@ from fieldsync.model.kinds import (
     ValueType,
 )
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import chunks
+from fieldsync.storage.rows import rows_by_sentera_id
 from fieldsync.write.access import WriteAccess
 from fieldsync.write.values import (
     InvalidValue,
@@ -118,10 +118,8 @@ class ExistingRows:
             if code is not None and sentera_id not in self.by_sentera_id:
                 by_code.setdefault(code, set()).add(sentera_id)
         for code, wanted in by_code.items():
-            table = KIND_BY_CODE[code].table
-            for part in chunks(sorted(wanted)):
-                rows = self.conn.execute(select(table).where(table.c.sentera_id.in_(part)))
-                self._remember(code, rows.mappings())
+            rows = rows_by_sentera_id(self.conn, KIND_BY_CODE[code].table, wanted)
+            self._remember(code, rows.values())
 
     def row_by_id(self, code: TypeCode, row_id: int) -> RowMapping:
         key = (code, row_id)

@@ -1,0 +1,21 @@
+"""Looking up rows by their public id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.engine import RowMapping
+
+from fieldsync.storage.sql import chunks
+
+
+def rows_by_sentera_id(
+    conn: Connection, table: Table, sentera_ids: Iterable[str]
+) -> dict[str, RowMapping]:
+    """Rows (live or tombstones) of `table` by sentera_id, any number of ids."""
+    found: dict[str, RowMapping] = {}
+    for part in chunks(sorted({sid for sid in sentera_ids if isinstance(sid, str)})):
+        for row in conn.execute(select(table).where(table.c.sentera_id.in_(part))).mappings():
+            found[row["sentera_id"]] = row
+    return found
