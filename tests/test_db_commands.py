@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, insert, inspect, select
 
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest
 from fieldsync.api.schema import build_fieldsync_schema
@@ -627,6 +628,28 @@ def _copied_counts(stdout: str) -> tuple[dict[str, int], int]:
     return counts, total
 
 
+def add_upload_and_secret(engine: Engine, user: str) -> None:
+    """Rows for the tables the world's changesets do not fill: an upload and a server secret."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with engine.begin() as conn:
+        user_id = conn.execute(
+            select(t.users.c.id).where(t.users.c.sentera_id == user)
+        ).scalar_one()
+        conn.execute(insert(t.server_secrets).values(name="copied", value="s3cret", created_at=now))
+        conn.execute(
+            insert(t.blob_uploads).values(
+                id="upload-1",
+                multipart=False,
+                filename="a.bin",
+                byte_size=3,
+                checksum="kAFQmDzST7DWlj99KOF/cg==",
+                storage_key="k",
+                created_by_id=user_id,
+                created_at=now,
+            )
+        )
+
+
 def test_db_copy_from_sqlite_to_a_fresh_postgresql_keeps_everything(
     tmp_path: Path, new_postgres_database: Callable[[], str]
 ) -> None:
@@ -639,6 +662,7 @@ def test_db_copy_from_sqlite_to_a_fresh_postgresql_keeps_everything(
     load(source_url, write_json(tmp_path / "change.json", world.change()))
     revoked = new_token(source_url, world.user)
     assert cli("token", "revoke", revoked, "--database-url", source_url).returncode == 0
+    add_upload_and_secret(source, world.user)
 
     target_url = new_postgres_database()
     target = make_engine(target_url)

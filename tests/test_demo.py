@@ -4,7 +4,6 @@ example its banner prints really works against a running server."""
 from __future__ import annotations
 
 import shlex
-import time
 from collections import Counter
 from typing import Any
 
@@ -175,12 +174,9 @@ def test_world_is_deterministic_and_well_formed() -> None:
 
 
 def test_install_fills_an_empty_database(engine: Engine) -> None:
-    started = time.perf_counter()
     info = install_demo(engine)
-    elapsed = time.perf_counter() - started
     assert info.created
     assert info.token is not None and info.token.startswith("fst_")
-    assert elapsed < 10, f"demo install took {elapsed:.1f} s"
     assert dict(info.counts) == EXPECTED_COUNTS
     assert live_counts(engine) == EXPECTED_COUNTS
     assert len(survey_images(engine, info.survey_sentera_id)) == info.survey_image_count == 2500

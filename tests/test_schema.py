@@ -61,6 +61,7 @@ ENUMS = {
     "FeatureSetStatus": enums.FEATURE_SET_STATUS,
     "FeatureSetOwnerType": enums.FEATURE_SET_OWNER_TYPE,
     "UpsertActionType": ("CREATE", "UPDATE"),
+    "FileType": enums.FILE_TYPE,
 }
 
 SYNC_ITEM_TYPES = {"Cog", "Mosaic", "Image", "File", "FlightTask", "Field", "Survey", "FeatureSet"}
@@ -163,6 +164,8 @@ def test_shared_types(schema: GraphQLSchema) -> None:
         "created_by": "User!",
         "updated_at": "ISO8601DateTime!",
         "updated_by": "User",
+        # Not in the wider API's interface, but on all its types: selectable on every item.
+        "action": "UpsertActionType!",
     }
     assert {n: str(f.type) for n, f in sync_item.fields.items()} == interface_fields  # type: ignore[union-attr]
     implementations = schema.get_implementations(sync_item)  # type: ignore[arg-type]
