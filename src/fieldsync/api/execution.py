@@ -69,6 +69,8 @@ class GraphQLRequest:
     query: str
     variables: dict[str, Any] | None = None
     operation_name: str | None = None
+    read_only: bool = False
+    """A GET request: it may not run a mutation (a link or a prefetch must not write)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,12 @@ class GraphQLExecutor:
         document = self._document(request.query)
         if isinstance(document, GraphQLResponse):
             return document
+        if request.read_only and _is_mutation(document, request.operation_name):
+            return GraphQLResponse(
+                405,
+                error_body("A mutation must be sent with POST, not GET", "METHOD_NOT_ALLOWED"),
+                {"Allow": "POST"},
+            )
         over_limit = check_arguments(
             document, request.operation_name, request.variables, self.limits
         )

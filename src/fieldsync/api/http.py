@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
                 return HTMLResponse(GRAPHIQL_HTML)
             return _error(400, "Missing 'query' parameter", "BAD_REQUEST")
         try:
-            graphql_request = _graphql_request(dict(params))
+            graphql_request = replace(_graphql_request(dict(params)), read_only=True)
         except _BadRequest as exc:
             return _error(exc.status, str(exc), exc.code)
         return await run(request, graphql_request)

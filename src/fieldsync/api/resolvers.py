@@ -22,7 +22,7 @@ from fieldsync.errors import InvalidArgumentError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
-from fieldsync.model.representation import counted_links
+from fieldsync.model.representation import action_of, counted_links
 from fieldsync.storage import tables as t
 from fieldsync.sync import service
 from fieldsync.sync.engine import SyncPage, load_representations
@@ -365,6 +365,10 @@ def resolve_organization_fields(
         return and_(fields.c.organization_id == source["_id"], fields.c.deleted_at.is_(None))
 
     return Collection(_context(info), k.FIELD, where, pagination)
+
+
+def resolve_action(source: dict[str, Any], _info: GraphQLResolveInfo) -> str:
+    return action_of(source)
 
 
 def resolve_file_url(_source: dict[str, Any], _info: GraphQLResolveInfo) -> str | None:

@@ -19,7 +19,12 @@ from graphql import (
 )
 
 from fieldsync.api.mutations import MUTATION_RESOLVERS
-from fieldsync.api.resolvers import REFERENCE_FIELDS, RESOLVERS, resolve_reference
+from fieldsync.api.resolvers import (
+    REFERENCE_FIELDS,
+    RESOLVERS,
+    resolve_action,
+    resolve_reference,
+)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -42,6 +47,7 @@ def build_fieldsync_schema() -> GraphQLSchema:
         names = ("created_by", "updated_by", *REFERENCE_FIELDS.get(item_type.name, ()))
         for field_name in names:
             item_type.fields[field_name].resolve = resolve_reference
+        item_type.fields["action"].resolve = resolve_action
     _bind_big_int(schema)
     return schema
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import Connection, Select, bindparam, select, update
 from sqlalchemy.engine import Row
 
 from fieldsync.hashing import canonical_json, digest
@@ -90,11 +90,27 @@ def _blob_columns(table: Any) -> tuple[Any, ...]:
 
 def _blob(row: Row[Any]) -> dict[str, Any]:
     """The stored bytes: their public MD5 `checksum`, and (not a GraphQL field) where they are,
-    from which `url` is signed per request. New bytes are new content, so a new hash."""
-    stored = None
-    if row.blob_key is not None:
-        stored = {"key": row.blob_key, "content_type": row.content_type}
-    return {"checksum": row.checksum, "blob": stored}
+    from which `url` is signed per request. New bytes are new content, so a new hash; an item
+    without bytes has neither key, so its representation is what it was before bytes existed."""
+    if row.blob_key is None:
+        return {}
+    return {
+        "checksum": row.checksum,
+        "blob": {"key": row.blob_key, "content_type": row.content_type},
+    }
+
+
+def action_of(representation: Mapping[str, Any]) -> str:
+    """CREATE until the item first changed, then UPDATE.
+
+    Stored with every version written since all kinds carry it; a version stored before (of
+    any kind but files) did not, and an item then was unchanged if it was updated when made.
+    """
+    action = representation.get("action")
+    if isinstance(action, str):
+        return action
+    unchanged = representation.get("updated_at") == representation.get("created_at")
+    return "CREATE" if unchanged else "UPDATE"
 
 
 def _common(row: Row[Any]) -> dict[str, Any]:
@@ -414,17 +430,11 @@ def refresh_representations(
     kind: EntityKind,
     updaters: Mapping[int, int | None],
     now: datetime,
-    *,
-    reshaped: bool = False,
 ) -> int:
     """Recompute the representation of the live items `updaters` names; store what changed.
 
     `updaters` maps an item id to the user the change is attributed to. Returns how many items
     got a new content hash. New items (no stored representation yet) always do.
-
-    `reshaped` is for a migration that changes what a representation holds, not the items:
-    every item whose stored representation differs gets the new one, keeping its `updated_at`,
-    `updated_by` and `action` (derived from its history when the old shape had none).
     """
     assert kind.sync is not None
     shape = SHAPES[kind.name]
@@ -445,7 +455,6 @@ def refresh_representations(
 
     changes: list[dict[str, Any]] = []
     versions: list[dict[str, Any]] = []
-    history = _version_counts(conn, kind, [r.id for r in rows]) if reshaped else {}
     for row in rows:
         content = shape.content(row, owners)
         if kind is k.MOSAIC:
@@ -453,10 +462,7 @@ def refresh_representations(
             content["images"] = {"total_count": len(linked)}
             content["image_links"] = digest(canonical_json({"ids": linked})).hex()
         stored = json.loads(row.representation) if row.representation else None
-        if stored is not None and reshaped:
-            updated_at, updated_by_id = row.updated_at, row.updated_by_id
-            action = stored.get("action") or ("UPDATE" if history.get(row.id, 0) > 1 else "CREATE")
-        elif stored is not None:
+        if stored is not None:
             stored_content = {key: v for key, v in stored.items() if key not in META_KEYS}
             if stored_content == content:
                 continue
@@ -473,8 +479,6 @@ def refresh_representations(
             "action": action,
         }
         canonical = canonical_json(representation)
-        if reshaped and canonical == row.representation:
-            continue
         content_hash = digest(canonical)
         scope_type, scope_id = shape.scope(row)
         changes.append(
@@ -515,20 +519,6 @@ def refresh_representations(
         )
         insert_ignoring_duplicates(conn, t.item_versions, versions)
     return len(changes)
-
-
-def _version_counts(conn: Connection, kind: EntityKind, item_ids: list[int]) -> dict[int, int]:
-    """How many versions each item has had (one means never changed since its creation)."""
-    iv = t.item_versions
-    counts: dict[int, int] = {}
-    for part in chunks(item_ids):
-        rows = conn.execute(
-            select(iv.c.item_id, func.count())
-            .where(iv.c.kind == kind.name, iv.c.item_id.in_(part))
-            .group_by(iv.c.item_id)
-        )
-        counts.update((row[0], row[1]) for row in rows)
-    return counts
 
 
 def _user_sentera_ids(conn: Connection, user_ids: set[int]) -> dict[int, str]:

@@ -5,24 +5,17 @@ Revises: 0003
 Create Date: 2026-12-01
 
 Every existing membership becomes an `editor` (what a member could do before roles existed).
-
-Every sync item's representation gains `action` (CREATE until the item first changed, taken
-from its version history), and images and files gain `checksum` (null: no bytes were stored
-before). Representations are recomputed with the application's code, keeping each item's
-`updated_at` and `updated_by`; since they change, so do content hashes, and each client
-re-fetches every item once on its next sync.
+Representations and content hashes are left as they are: an item without stored bytes is
+represented as before, and one stored without `action` is read as CREATE when it was never
+updated (`model.representation.action_of`).
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 
 import fieldsync.storage.types
-from fieldsync.model import kinds as k
-from fieldsync.model.representation import refresh_representations
 
 revision = "0004"
 down_revision = "0003"
@@ -30,7 +23,6 @@ branch_labels = None
 depends_on = None
 
 _BLOB_TABLES = ("images", "files")
-_BATCH = 2000
 
 
 def _blob_columns() -> list[sa.Column[object]]:
@@ -83,19 +75,6 @@ def upgrade() -> None:
         sa.Column("created_at", fieldsync.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_server_secrets")),
     )
-    _reshape_representations()
-
-
-def _reshape_representations() -> None:
-    conn = op.get_bind()
-    now = datetime.now(UTC).replace(microsecond=0)
-    for kind in k.SYNC_KINDS:
-        table = kind.table
-        query = sa.select(table.c.id).where(table.c.deleted_at.is_(None)).order_by(table.c.id)
-        ids = list(conn.execute(query).scalars())
-        for start in range(0, len(ids), _BATCH):
-            batch = dict.fromkeys(ids[start : start + _BATCH])
-            refresh_representations(conn, kind, batch, now, reshaped=True)
 
 
 def downgrade() -> None:
