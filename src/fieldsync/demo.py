@@ -183,12 +183,12 @@ _ORGS: dict[str, tuple[str, str | None]] = {
     "iowa": ("Acme Agronomy - Central Iowa", "root"),
     "trials": ("Story County Seed Trials", "iowa"),
 }
-# (first name, last name, email, organization key); the first is the demo user.
+# (first name, last name, email, organization key, role); the first is the demo user.
 _USERS = (
-    ("Jordan", "Lindqvist", "demo@acme-ag.test", "root"),
-    ("Priya", "Raman", "priya.raman@acme-ag.test", "rrv"),
-    ("Marcus", "Hale", "marcus.hale@acme-ag.test", "iowa"),
-    ("Elena", "Ortiz", "elena.ortiz@acme-ag.test", "trials"),
+    ("Jordan", "Lindqvist", "demo@acme-ag.test", "root", "admin"),
+    ("Priya", "Raman", "priya.raman@acme-ag.test", "rrv", "viewer"),
+    ("Marcus", "Hale", "marcus.hale@acme-ag.test", "iowa", "editor"),
+    ("Elena", "Ortiz", "elena.ortiz@acme-ag.test", "trials", "editor"),
 )
 _FIELDS = (
     _FieldSpec("Elk River Research Farm", "root", 45.328761, -93.521094, 40.0, 283.0),
@@ -352,7 +352,7 @@ def demo_world() -> DemoWorld:
             parent_sentera_id=orgs[parent] if parent else None,
         )
     users: dict[str, str] = {}
-    for index, (first, last, email, org) in enumerate(_USERS):
+    for index, (first, last, email, org, role) in enumerate(_USERS):
         users[org] = b.add(
             "users",
             TypeCode.USER,
@@ -361,7 +361,7 @@ def demo_world() -> DemoWorld:
             email=email,
             first_name=first,
             last_name=last,
-            organization_sentera_ids=[orgs[org]],
+            memberships=[{"organization_sentera_id": orgs[org], "role": role}],
         )
     demo_user = users["root"]
 
@@ -702,7 +702,7 @@ def demo_world() -> DemoWorld:
             notes=notes,
         )
 
-    first, last, email, _ = _USERS[0]
+    first, last, email, _, _ = _USERS[0]
     return DemoWorld(
         changeset={"actor_sentera_id": demo_user, "upsert": b.upsert},
         user_sentera_id=demo_user,
