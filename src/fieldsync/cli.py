@@ -190,7 +190,9 @@ def limit_options(function: F) -> F:
         _setting_option("max-query-tokens", click.IntRange(min=1), "Tokens of a query document"),
         _setting_option("max-hashes", click.IntRange(min=0), "content_hashes a request"),
         _setting_option(
-            "max-owners", click.IntRange(1, MAX_OWNERS_CEILING), "sync_files owners a request"
+            "max-owners",
+            click.IntRange(1, MAX_OWNERS_CEILING),
+            "sync_files/sync_feature_sets owners a request",
         ),
         _setting_option(
             "request-timeout",

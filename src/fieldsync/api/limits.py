@@ -2,8 +2,8 @@
 
 A request is refused before it runs when its document is too large to parse (`max_tokens`),
 too deep, has too many aliases or field selections, or costs too much by estimate (validation
-rules, see `limit_rules`); when it sends too many content hashes or `sync_files` owners
-(`check_arguments`). While it runs, a `RequestDeadline` stops it after `request_seconds` or
+rules, see `limit_rules`); when it sends too many content hashes or `sync_files`/`sync_feature_sets`
+owners (`check_arguments`). While it runs, a `RequestDeadline` stops it after `request_seconds` or
 when the client has gone (`DeadlineExecutor`, and the database side in
 `fieldsync.storage.database.statement_deadline`). Its encoded answer is bounded by
 `max_response_bytes`. docs/limits.md describes every limit for clients and operators.
@@ -56,6 +56,7 @@ SYNC_PAGE_SIZES: dict[str, int] = {
         "sync_mosaics": k.MOSAIC,
         "sync_images": k.IMAGE,
         "sync_files": k.FILE,
+        "sync_feature_sets": k.FEATURE_SET,
         "sync_flight_tasks": k.FLIGHT_TASK,
         "sync_fields": k.FIELD,
         "sync_surveys": k.SURVEY,
@@ -90,7 +91,7 @@ class Limits:
     max_hashes: int = 200_000
     """content_hashes sent in one request, over all its sync fields."""
     max_owners: int = 2_000
-    """sync_files owners in one request."""
+    """sync_files and sync_feature_sets owners in one request."""
     request_seconds: float = 30.0
     """Time one request may run before it is stopped."""
     max_response_bytes: int = 32 * 1024 * 1024
@@ -441,11 +442,11 @@ def check_arguments(
         return LimitError(
             "TOO_MANY_OWNERS",
             _too_many(
-                "The number of sync_files owners in this request",
+                "The number of sync_files and sync_feature_sets owners in this request",
                 counts["owners"],
                 limits.max_owners,
                 "FIELDSYNC_MAX_OWNERS",
-                "split the owners over several sync_files calls",
+                "split the owners over several calls",
             ),
         )
     return None

@@ -22,8 +22,9 @@ from fieldsync.errors import InvalidArgumentError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
-from fieldsync.model.representation import action_of, counted_links
+from fieldsync.model.representation import action_of, counted_links, iso
 from fieldsync.storage import tables as t
+from fieldsync.storage.logos import live_logos
 from fieldsync.sync import service
 from fieldsync.sync.engine import SyncPage, load_representations
 from fieldsync.sync.scopes import readable_object
@@ -141,13 +142,21 @@ def _by_organization(kind: EntityKind) -> Resolver:
     return resolve
 
 
-def resolve_sync_files(
-    _source: Any, info: GraphQLResolveInfo, owners: list[dict[str, str]], content_hashes: list[str]
-) -> dict[str, Any]:
-    context = _context(info)
-    pairs = [(owner["owner_type"], owner["sentera_id"]) for owner in owners]
-    page = service.sync_files(context.conn, context.readable, pairs, content_hashes)
-    return _sync_result(context, page)
+def _by_owners(kind: EntityKind) -> Resolver:
+    """sync_files and sync_feature_sets."""
+
+    def resolve(
+        _source: Any,
+        info: GraphQLResolveInfo,
+        owners: list[dict[str, str]],
+        content_hashes: list[str],
+    ) -> dict[str, Any]:
+        context = _context(info)
+        pairs = [(owner["owner_type"], owner["sentera_id"]) for owner in owners]
+        page = service.sync_by_owners(context.conn, context.readable, kind, pairs, content_hashes)
+        return _sync_result(context, page)
+
+    return resolve
 
 
 def resolve_sync_surveys(
@@ -296,24 +305,34 @@ def _child_list(kind: EntityKind, parent: TypeCode, column: str) -> Resolver:
     return resolve
 
 
-def _owned_files(owner_type: str) -> Resolver:
+def _owned(kind: EntityKind, owner_type: str) -> Resolver:
+    """The live items of `kind` (files or feature sets) of a readable owner, oldest first."""
+
     def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         context = _context(info)
-        files = t.files
+        items = kind.table
 
         def where() -> ColumnElement[bool]:
             owner_id = _parent_id(context, OWNER_CODES[owner_type], source["sentera_id"])
             if owner_id is None:
                 return false()
             return (
-                (files.c.scope_type == owner_type)
-                & (files.c.scope_id == owner_id)
-                & files.c.deleted_at.is_(None)
+                (items.c.scope_type == owner_type)
+                & (items.c.scope_id == owner_id)
+                & items.c.deleted_at.is_(None)
             )
 
-        return Collection(context, k.FILE, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+        return Collection(context, kind, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
 
     return resolve
+
+
+def _owned_files(owner_type: str) -> Resolver:
+    return _owned(k.FILE, owner_type)
+
+
+def _owned_feature_sets(owner_type: str) -> Resolver:
+    return _owned(k.FEATURE_SET, owner_type)
 
 
 def resolve_mosaic_images(
@@ -371,6 +390,27 @@ def resolve_action(source: dict[str, Any], _info: GraphQLResolveInfo) -> str:
     return action_of(source)
 
 
+def resolve_organization_logos(
+    source: dict[str, Any], info: GraphQLResolveInfo
+) -> list[dict[str, Any]]:
+    """The live logos of a readable organization (logos are not sync items)."""
+    context = _context(info)
+    if _parent_id(context, TypeCode.ORGANIZATION, source["sentera_id"]) is None:
+        return []
+    organization = {"sentera_id": source["sentera_id"]}
+    return [
+        {
+            "__typename": "Logo",
+            "sentera_id": logo.sentera_id,
+            "name": logo.name,
+            "organization": organization,
+            "created_at": iso(logo.created_at),
+            "updated_at": iso(logo.updated_at),
+        }
+        for logo in live_logos(context.conn, source["_id"])
+    ]
+
+
 def resolve_file_url(_source: dict[str, Any], _info: GraphQLResolveInfo) -> str | None:
     """No file bytes are stored by this server yet, so there is nothing to link to."""
     return None
@@ -392,10 +432,12 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "organization": _lookup(TypeCode.ORGANIZATION),
         "field": _lookup(TypeCode.FIELD),
         "survey": _lookup(TypeCode.SURVEY),
+        "feature_set": _lookup(TypeCode.FEATURE_SET),
         "sync_cogs": _by_survey(k.COG),
         "sync_mosaics": _by_survey(k.MOSAIC),
         "sync_images": _by_survey(k.IMAGE),
-        "sync_files": resolve_sync_files,
+        "sync_files": _by_owners(k.FILE),
+        "sync_feature_sets": _by_owners(k.FEATURE_SET),
         "sync_flight_tasks": _by_organization(k.FLIGHT_TASK),
         "sync_fields": _by_organization(k.FIELD),
         "sync_surveys": resolve_sync_surveys,
@@ -404,15 +446,19 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "parent": resolve_parent_organization,
         "children": resolve_organization_children,
         "fields": resolve_organization_fields,
+        "feature_sets": _owned_feature_sets("ORGANIZATION"),
+        "logos": resolve_organization_logos,
     },
     "Field": {
         "surveys": _children(k.SURVEY, TypeCode.FIELD, "field_id"),
         "files": _owned_files("FIELD"),
+        "feature_sets": _owned_feature_sets("FIELD"),
     },
     "Survey": {
         "images": _children(k.IMAGE, TypeCode.SURVEY, "survey_id"),
         "mosaics": _children(k.MOSAIC, TypeCode.SURVEY, "survey_id"),
         "files": _owned_files("SURVEY"),
+        "feature_sets": _owned_feature_sets("SURVEY"),
     },
     "Mosaic": {
         "images": resolve_mosaic_images,
@@ -420,5 +466,6 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
         "files": _owned_files("MOSAIC"),
     },
     "FeatureSet": {"files": _owned_files("FEATURE_SET")},
+    "Logo": {"organization": resolve_reference, "files": _owned_files("LOGO")},
     "File": {"url": resolve_file_url},
 }

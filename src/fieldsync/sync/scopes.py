@@ -1,7 +1,8 @@
 """Turning a sync query's arguments into a `Scope` the caller may read.
 
 A scope that does not exist and one the caller may not read raise the same NotFoundError
-(for `sync_files`, yield the same `invalid_object` failure), so nothing leaks.
+(for `sync_files` and `sync_feature_sets`, yield the same `invalid_object` failure), so
+nothing leaks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from sqlalchemy import Connection, Select, select
 from fieldsync.access import descendant_organization_ids
 from fieldsync.errors import NotFoundError
 from fieldsync.ids import TypeCode, type_code_of
-from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage import tables as t
@@ -180,9 +180,10 @@ def organization_scope(
 
 
 def owners_scope(
-    conn: Connection, readable: set[int], owners: Sequence[tuple[str, str]]
+    conn: Connection, readable: set[int], kind: EntityKind, owners: Sequence[tuple[str, str]]
 ) -> tuple[Scope, list[SyncError]]:
-    """The scope of `sync_files`: every valid owner; one failure per invalid one."""
+    """The items of `kind` owned by the valid `owners` (sync_files, sync_feature_sets);
+    one `invalid_object` failure per owner that does not exist or is not readable."""
     distinct = list(dict.fromkeys(owners))
     found: dict[tuple[str, str], Located] = {}
     for owner_type in {owner_type for owner_type, _ in distinct}:
@@ -204,4 +205,4 @@ def owners_scope(
             )
             continue
         keys.setdefault(owner[0], []).append(found[owner].id)
-    return Scope(k.FILE, keys), failed
+    return Scope(kind, keys), failed

@@ -59,11 +59,13 @@ def sync_surveys(
     return _page(conn, scope, content_hashes, [])
 
 
-def sync_files(
+def sync_by_owners(
     conn: Connection,
     readable: set[int],
+    kind: EntityKind,
     owners: Sequence[tuple[str, str]],
     content_hashes: Sequence[str],
 ) -> SyncPage:
-    scope, failed = owners_scope(conn, readable, owners)
+    """sync_files and sync_feature_sets: `owners` are (owner type, sentera_id) pairs."""
+    scope, failed = owners_scope(conn, readable, kind, owners)
     return _page(conn, scope, content_hashes, failed)
