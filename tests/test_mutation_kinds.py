@@ -5,14 +5,16 @@ request-level rules (several fields in one document, GET, tombstoned scopes)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
+from fieldsync.changeset import ChangesetError, apply_changeset
+from fieldsync.hashing import encode_hash
 from fieldsync.storage import tables as t
-from fieldsync.sync.engine import encode_hash
 from tests.builder import (
     Changeset,
     World,
@@ -20,12 +22,13 @@ from tests.builder import (
     image_record,
     mosaic_record,
     organization_record,
+    representation,
     row,
     sid,
     survey_record,
 )
 from tests.conftest import LiveServer
-from tests.mutation_support import ITEM, RESULT, Client, Team
+from tests.mutation_support import ITEM, RESULT, Client, Team, data, member
 
 FAILED = "failed { index item attributes { attribute key message details } }"
 
@@ -238,11 +241,11 @@ def case(key: str, world: World, places: Elsewhere) -> Case:
     """The walk of `key` in `world` (fresh ids each time)."""
     when = {"start_time": "2024-07-01T10:00:00Z", "end_time": "2024-07-01T10:30:00Z"}
     if key == "fields":
-        given = {"name": "West 20", "latitude": 44.5, "longitude": -92.25}
+        given: dict[str, Any] = {"name": "West 20", "latitude": 44.5, "longitude": -92.25}
         return Case(world.org, [places.org], given, given, {"name": "W20"}, {"name": "W20"})
     if key == "surveys":
         given = {"name": "July flight", **when, "notes": "windy"}
-        update = {"notes": "calm"}
+        update: dict[str, Any] = {"notes": "calm"}
         return Case(world.field, [places.field], given, given, update, update)
     if key == "images":
         given = {
@@ -375,3 +378,434 @@ def test_every_kind_is_created_updated_moved_and_deleted(
 @pytest.fixture
 def team(engine: Engine, live_server: LiveServer) -> Team:
     return Team(engine, live_server)
+
+
+def hashes(client: Client, query: str, scope: dict[str, Any]) -> dict[str, str]:
+    page = client.sync(query, scope, [])
+    return {item["sentera_id"]: item["content_hash"] for item in page["upserted"]}
+
+
+def test_deletes_cascade_as_in_changesets_and_sync_says_so(team: Team, engine: Engine) -> None:
+    world, editor = team.world, team.editor
+    in_survey = {"survey_sentera_id": world.survey}
+    cogs, mosaics = (
+        hashes(editor, "sync_cogs", in_survey),
+        hashes(editor, "sync_mosaics", in_survey),
+    )
+    images = hashes(editor, "sync_images", in_survey)
+    surveys = hashes(editor, "sync_surveys", {"field_sentera_id": world.field})
+
+    # A mosaic goes with its COGs and files; its survey's images stay.
+    result = delete(editor, "mosaics", world.survey, [world.mosaic])
+    assert [i["sentera_id"] for i in result["succeeded"]] == [world.mosaic]
+    assert editor.sync("sync_cogs", in_survey, list(cogs.values()))["deleted"] == [
+        {"sentera_id": world.cog, "content_hash": cogs[world.cog]}
+    ]
+    assert editor.sync("sync_mosaics", in_survey, list(mosaics.values()))["deleted"] == [
+        {"sentera_id": world.mosaic, "content_hash": mosaics[world.mosaic]}
+    ]
+    assert hashes(editor, "sync_images", in_survey) == images
+    mosaic_files = (
+        "query($o: [FileOwnerInput!]!) { sync_files(owners: $o, content_hashes: []) "
+        "{ upserted { sentera_id } failed { key } } }"
+    )
+    found = editor.data(mosaic_files, o=[owner("MOSAIC", world.mosaic)])["sync_files"]
+    assert found == {"upserted": [], "failed": [{"key": "invalid_object"}]}
+
+    # A survey goes with everything below it: its syncs answer NOT_FOUND, its field's reports it.
+    result = delete(editor, "surveys", world.field, [world.survey])
+    assert [i["sentera_id"] for i in result["succeeded"]] == [world.survey]
+    left = editor.sync("sync_surveys", {"field_sentera_id": world.field}, list(surveys.values()))
+    assert left["deleted"] == [{"sentera_id": world.survey, "content_hash": surveys[world.survey]}]
+    for query in ("sync_images", "sync_mosaics", "sync_cogs"):
+        body = editor.call(
+            f"query($s: ID!) {{ {query}(survey_sentera_id: $s, content_hashes: []) "
+            "{ remaining_count } }",
+            s=world.survey,
+        )
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", query
+    for item in (world.image, world.image2, world.survey_file, world.feature_set, world.fs_file):
+        assert row(engine, item)["deleted_at"] is not None, item
+    for item in (world.field, world.field_file, world.field_feature_set, world.task):
+        assert row(engine, item)["deleted_at"] is None, item
+
+
+# -- every rule broken on purpose: reported by index and attribute, nothing written ------------
+
+
+def faults(result: dict[str, Any]) -> list[tuple[int, str, str, Any]]:
+    """(index, attribute, key, details) of every fault, with nothing written."""
+    assert result["succeeded"] == []
+    return [
+        (error["index"], attribute["attribute"], attribute["key"], attribute["details"])
+        for error in result["failed"]
+        for attribute in error["attributes"]
+    ]
+
+
+def test_broken_rules_are_reported_per_item_and_nothing_is_written(
+    team: Team, engine: Engine
+) -> None:
+    world, editor = team.world, team.editor
+    places = Elsewhere.build(engine, world)
+    before = data(engine)
+    bad_images: list[dict[str, Any]] = [
+        {"filename": "a.jpg", "latitude": 91},
+        {"filename": "b.jpg", "longitude": -180.5},
+        {"latitude": 1.0},
+        {"sentera_id": sid("IM")},
+        {"sentera_id": world.mosaic},
+    ]
+    assert faults(upsert(editor, "images", world.survey, bad_images)) == [
+        (0, "latitude", "less_than_or_equal_to", {"count": 90, "value": 91}),
+        (1, "longitude", "greater_than_or_equal_to", {"count": -180, "value": -180.5}),
+        (2, "filename", "blank", None),
+        (3, "sentera_id", "not_found", {"sentera_id": bad_images[3]["sentera_id"]}),
+        (4, "sentera_id", "invalid", None),
+    ]
+    assert faults(upsert(editor, "fields", world.org, [{"latitude": 1.0}])) == [
+        (0, "name", "blank", None)
+    ]
+    other_tenants = [{"sentera_id": team.other_survey, "name": "mine"}]
+    assert faults(upsert(editor, "surveys", world.field, other_tenants)) == [
+        (0, "sentera_id", "not_found", {"sentera_id": team.other_survey})
+    ]
+    mosaics: list[dict[str, Any]] = [
+        {"mosaic_type": "RGB", "quality": "FULL", "image_sentera_ids": [world.image, places.image]},
+        {"name": "incomplete"},
+    ]
+    assert faults(upsert(editor, "mosaics", world.survey, mosaics)) == [
+        (0, "image_sentera_ids[1]", "invalid", None),
+        (1, "mosaic_type", "blank", None),
+        (1, "quality", "blank", None),
+    ]
+    cogs: list[dict[str, Any]] = [{"status": "SUCCESS", "max_zoom": 31}, {"max_zoom": -1}]
+    assert faults(upsert(editor, "cogs", world.mosaic, cogs)) == [
+        (0, "max_zoom", "less_than_or_equal_to", {"count": 30, "value": 31}),
+        (1, "max_zoom", "greater_than_or_equal_to", {"count": 0, "value": -1}),
+        (1, "status", "blank", None),
+    ]
+    files: list[dict[str, Any]] = [
+        {"filename": "f", "file_type": "OTHER", "version": -1},
+        {"file_type": "OTHER"},
+    ]
+    assert faults(upsert(editor, "files", owner("SURVEY", world.survey), files)) == [
+        (0, "version", "greater_than_or_equal_to", {"count": 0, "value": -1}),
+        (1, "filename", "blank", None),
+    ]
+    assert faults(upsert(editor, "feature_sets", owner("FIELD", world.field), [{"name": "x"}])) == [
+        (0, "type", "blank", None)
+    ]
+    missing_survey = sid("CO")
+    tasks: list[dict[str, Any]] = [
+        {"status": "OPEN", "field_sentera_id": team.other_field},
+        {"status": "OPEN", "survey_sentera_id": missing_survey},
+        {"name": "no status"},
+    ]
+    assert faults(upsert(editor, "flight_tasks", world.org, tasks)) == [
+        (0, "field_sentera_id", "not_found", {"sentera_id": team.other_field}),
+        (1, "survey_sentera_id", "not_found", {"sentera_id": missing_survey}),
+        (2, "status", "blank", None),
+    ]
+    assert data(engine) == before
+
+
+def test_bad_enums_and_mismatched_owners_write_nothing(
+    team: Team, engine: Engine, live_server: LiveServer
+) -> None:
+    world, editor = team.world, team.editor
+    before = data(engine)
+    item = {"mosaic_type": "SQUARE", "quality": "FULL"}
+    response = live_server.post(
+        KINDS["mosaics"].upsert(), {"parent": world.survey, "items": [item]}, editor.token
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "[0].mosaic_type" in error["message"] and "SQUARE" in error["message"]
+    inline = (
+        f'mutation {{ upsert_cogs(mosaic_sentera_id: "{world.mosaic}", cogs: [{{status: DONE}}]) '
+        f"{{ {RESULT} }} }}"
+    )
+    response = live_server.post(inline, None, editor.token)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    # An owner whose id is of another type than owner_type names no such owner.
+    for key, wrong in (
+        ("files", owner("MOSAIC", world.survey)),
+        ("feature_sets", owner("FIELD", world.survey)),
+    ):
+        body = editor.call(KINDS[key].upsert(), parent=wrong, items=[{"sentera_id": None}])
+        assert body["data"] == {f"upsert_{key}": None}
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert body["errors"][0]["message"] == (
+            f"{wrong['owner_type'].lower()} {world.survey!r} not found"
+        )
+    assert data(engine) == before
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+LIMITS = {key: 2000 if key in ("mosaics", "flight_tasks") else 1000 for key in KINDS}
+
+
+def parents(world: World) -> dict[str, Any]:
+    """A parent of each kind in the world."""
+    return {
+        "fields": world.org,
+        "surveys": world.field,
+        "images": world.survey,
+        "mosaics": world.survey,
+        "cogs": world.mosaic,
+        "files": owner("SURVEY", world.survey),
+        "feature_sets": owner("SURVEY", world.survey),
+        "flight_tasks": world.org,
+    }
+
+
+def test_over_the_limit_is_one_error_and_writes_nothing(team: Team, engine: Engine) -> None:
+    world, editor = team.world, team.editor
+    before = data(engine)
+    for key, parent in parents(world).items():
+        limit = LIMITS[key]
+        body = editor.call(KINDS[key].upsert(), parent=parent, items=[{}] * (limit + 1))
+        assert body["data"] == {f"upsert_{key}": None}, key
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "TOO_MANY_ITEMS"
+        assert error["message"] == (
+            f"upsert_{key} takes at most {limit:,} {key} a call; got {limit + 1:,}: split the "
+            "list into several calls"
+        )
+        body = editor.call(KINDS[key].delete(), parent=parent, ids=[world.image] * 1001)
+        assert body["data"] == {f"delete_{key}": None}
+        assert body["errors"][0]["extensions"]["code"] == "TOO_MANY_ITEMS"
+        assert (
+            f"delete_{key} takes at most 1,000 ids a call; got 1,001"
+            in body["errors"][0]["message"]
+        )
+    # Exactly at the limit is planned item by item (every one of these lacks a required key).
+    for key in ("mosaics", "flight_tasks"):
+        result = upsert(editor, key, parents(world)[key], [{}] * LIMITS[key])
+        assert len(result["failed"]) == LIMITS[key] and result["succeeded"] == []
+    unknown = [sid("IM") for _ in range(1000)]
+    result = delete(editor, "images", world.survey, unknown)
+    assert [error["attributes"][0]["key"] for error in result["failed"]] == ["not_found"] * 1000
+    assert data(engine) == before
+
+
+def test_a_delete_of_an_id_in_another_scope_is_reported_and_not_done(
+    team: Team, engine: Engine
+) -> None:
+    world, editor = team.world, team.editor
+    places = Elsewhere.build(engine, world)
+    before = data(engine)
+    elsewhere: dict[str, tuple[Any, str]] = {
+        "fields": (places.org, world.field),
+        "surveys": (places.field, world.survey),
+        "images": (places.survey, world.image),
+        "mosaics": (places.survey, world.mosaic),
+        "cogs": (places.mosaic, world.cog),
+        "files": (owner("MOSAIC", world.mosaic), world.survey_file),
+        "feature_sets": (owner("FIELD", world.field), world.feature_set),
+        "flight_tasks": (places.org, world.task),
+    }
+    for key, (parent, item) in elsewhere.items():
+        result = delete(editor, key, parent, [item])
+        assert result["succeeded"] == [], key
+        [error] = result["failed"]
+        assert error["index"] == 0 and error["item"] == item
+        [attribute] = error["attributes"]
+        assert (attribute["attribute"], attribute["key"]) == ("sentera_id", "not_found")
+        assert attribute["details"] == {"sentera_id": item}
+    assert data(engine) == before
+
+
+# -- roles --------------------------------------------------------------------------------------
+
+
+def mutations(world: World) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every mutation with valid arguments in the world: (field name, document, variables)."""
+    items: dict[str, dict[str, Any]] = {
+        "fields": {"name": "F"},
+        "surveys": {"name": "S"},
+        "images": {"filename": "i.jpg"},
+        "mosaics": {"mosaic_type": "RGB", "quality": "FULL"},
+        "cogs": {"status": "PENDING"},
+        "files": {"filename": "f.txt", "file_type": "OTHER"},
+        "feature_sets": {"name": "FS", "type": "UNKNOWN"},
+        "flight_tasks": {"status": "OPEN"},
+    }
+    victims = {
+        "fields": world.field,
+        "surveys": world.survey,
+        "images": world.image,
+        "mosaics": world.mosaic,
+        "cogs": world.cog,
+        "files": world.survey_file,
+        "feature_sets": world.feature_set,
+        "flight_tasks": world.task,
+    }
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for key, parent in parents(world).items():
+        kind = KINDS[key]
+        found.append((f"upsert_{key}", kind.upsert(), {"parent": parent, "items": [items[key]]}))
+        found.append((f"delete_{key}", kind.delete(), {"parent": parent, "ids": [victims[key]]}))
+    return found
+
+
+def test_a_viewer_syncs_but_every_mutation_is_forbidden(team: Team, engine: Engine) -> None:
+    world = team.world
+    before = data(engine)
+    for name, document, variables in mutations(world):
+        body = team.reader.call(document, **variables)
+        assert body["data"] == {name: None}, name
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "FORBIDDEN", name
+        assert "your role in its organization is viewer" in error["message"]
+    assert data(engine) == before
+    assert team.reader.sync("sync_images", {"survey_sentera_id": world.survey}, [])["upserted"]
+    assert team.reader.sync("sync_fields", {"organization_sentera_id": world.org}, [])["upserted"]
+
+
+def test_editors_and_admins_write_and_a_parent_role_reaches_the_children(
+    team: Team, engine: Engine, live_server: LiveServer
+) -> None:
+    world = team.world
+    child = Elsewhere.build(engine, world).org
+    editor = member(engine, live_server, world.user, {world.org: "editor"})
+    admin = member(engine, live_server, world.user, {world.org: "admin"})
+    mixed = member(engine, live_server, world.user, {world.org: "viewer", child: "editor"})
+    for client in (editor, admin):
+        for org in (world.org, child):  # the parent's role applies to its child
+            [task] = upsert(client, "flight_tasks", org, [{"status": "OPEN"}])["succeeded"]
+            assert task["action"] == "CREATE"
+            [field] = upsert(client, "fields", org, [{"name": "by role"}])["succeeded"]
+            assert delete(client, "fields", org, [field["sentera_id"]])["failed"] == []
+    # A viewer of the parent who edits the child writes in the child only.
+    [written] = upsert(mixed, "fields", child, [{"name": "child field"}])["succeeded"]
+    assert representation(engine, written["sentera_id"])["name"] == "child field"
+    before = data(engine)
+    body = mixed.call(KINDS["fields"].upsert(), parent=world.org, items=[{"name": "no"}])
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # Moving the parent's field into the child would change the parent: forbidden per item.
+    result = upsert(mixed, "fields", child, [{"sentera_id": world.field}])
+    assert faults(result) == [(0, "sentera_id", "forbidden", {"sentera_id": world.field})]
+    assert data(engine) == before
+
+
+def test_another_tenant_is_answered_exactly_like_a_missing_scope(
+    team: Team, engine: Engine
+) -> None:
+    world = team.world
+    before = data(engine)
+    missing = World.fresh()
+    hidden_ids = {getattr(world, name): name for name in vars(world)}
+    missing_ids = {getattr(missing, name): name for name in vars(missing)}
+    for (name, document, variables), (_, _, absent) in zip(
+        mutations(world), mutations(missing), strict=True
+    ):
+        hidden = team.outsider.call(document, **variables)
+        nowhere = team.outsider.call(document, **absent)
+        assert hidden["errors"][0]["extensions"]["code"] == "NOT_FOUND", name
+        assert _without(hidden, hidden_ids) == _without(nowhere, missing_ids), name
+    assert data(engine) == before
+
+
+def _without(body: dict[str, Any], ids: dict[str, str]) -> str:
+    """The body with each id replaced by its name in the world, and no request id."""
+    for error in body["errors"]:
+        error["extensions"].pop("request_id", None)
+    text = json.dumps(body, sort_keys=True)
+    for sentera_id, name in ids.items():
+        text = text.replace(sentera_id, name)
+    return text
+
+
+def test_changesets_validate_memberships(team: Team, engine: Engine) -> None:
+    world = team.world
+    before = data(engine)
+
+    def issues(user: dict[str, Any]) -> list[tuple[str, str]]:
+        user = {"sentera_id": sid("US"), "email": "new@acme.test", **user}
+        with pytest.raises(ChangesetError) as raised:
+            apply_changeset(engine, Changeset(actor=world.user).add("users", user).document())
+        return [(issue.path, issue.key) for issue in raised.value.issues]
+
+    membership = {"organization_sentera_id": world.org, "role": "editor"}
+    assert issues({"memberships": [{**membership, "role": "owner"}]}) == [
+        ("upsert.users[0].memberships[0].role", "inclusion")
+    ]
+    both = {"memberships": [membership], "organization_sentera_ids": [world.org]}
+    assert issues(both) == [("upsert.users[0].memberships", "invalid")]
+    assert issues({"memberships": []}) == [("upsert.users[0].memberships", "blank")]
+    assert issues({}) == [("upsert.users[0]", "blank")]
+    missing = sid("OR")
+    assert issues({"memberships": [{**membership, "organization_sentera_id": missing}]}) == [
+        ("upsert.users[0].memberships[0].organization_sentera_id", "not_found")
+    ]
+    assert data(engine) == before
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+def test_mutation_fields_of_one_document_are_all_written_in_order(
+    team: Team, engine: Engine
+) -> None:
+    world, editor = team.world, team.editor
+    image = {"sentera_id": world.image}
+    document = f"""mutation($org: ID!, $survey: ID!, $first: [ImageImport!]!,
+        $second: [ImageImport!]!) {{
+      field: upsert_fields(organization_sentera_id: $org, fields: [{{name: "Both"}}]) {{ {RESULT} }}
+      first: upsert_images(survey_sentera_id: $survey, images: $first) {{ {RESULT} }}
+      second: upsert_images(survey_sentera_id: $survey, images: $second) {{ {RESULT} }}
+    }}"""
+    result = editor.data(
+        document,
+        org=world.org,
+        survey=world.survey,
+        first=[{**image, "altitude": 1.0}],
+        second=[{**image, "altitude": 2.0}],
+    )
+    assert list(result) == ["field", "first", "second"]
+    assert all(part["failed"] == [] for part in result.values())
+    [field] = result["field"]["succeeded"]
+    assert representation(engine, field["sentera_id"])["name"] == "Both"
+    first, second = result["first"]["succeeded"][0], result["second"]["succeeded"][0]
+    assert first["content_hash"] != second["content_hash"]
+    assert representation(engine, world.image)["altitude"] == 2.0
+    images = hashes(editor, "sync_images", {"survey_sentera_id": world.survey})
+    assert images[world.image] == second["content_hash"]
+
+
+def test_a_get_request_never_runs_a_mutation(
+    team: Team, engine: Engine, live_server: LiveServer
+) -> None:
+    before = data(engine)
+    document = KINDS["fields"].upsert()
+    variables = {"parent": team.world.org, "items": [{"name": "by GET"}]}
+    response = live_server.http.get(
+        live_server.url,
+        params={"query": document, "variables": json.dumps(variables)},
+        headers={"Authorization": f"Bearer {team.editor.token}"},
+    )
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert data(engine) == before
+
+
+def test_a_mutation_of_a_tombstoned_scope_is_not_found(team: Team, engine: Engine) -> None:
+    world, editor = team.world, team.editor
+    assert delete(editor, "surveys", world.field, [world.survey])["failed"] == []
+    before = data(engine)
+    for key in ("images", "mosaics", "files", "feature_sets"):
+        parent = owner("SURVEY", world.survey) if key in ("files", "feature_sets") else world.survey
+        for document, variables in (
+            (KINDS[key].upsert(), {"items": [{"sentera_id": None}]}),
+            (KINDS[key].delete(), {"ids": [world.image]}),
+        ):
+            body = editor.call(document, parent=parent, **variables)
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "NOT_FOUND", key
+            assert error["message"] == f"survey {world.survey!r} not found"
+    assert data(engine) == before
