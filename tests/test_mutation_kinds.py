@@ -428,6 +428,11 @@ def test_deletes_cascade_as_in_changesets_and_sync_says_so(team: Team, engine: E
         assert row(engine, item)["deleted_at"] is not None, item
     for item in (world.field, world.field_file, world.field_feature_set, world.task):
         assert row(engine, item)["deleted_at"] is None, item
+    # The flight task that pointed at the survey stays, without it, as a new version.
+    assert representation(engine, world.task)["survey"] is None
+    assert hashes(editor, "sync_flight_tasks", {"organization_sentera_id": world.org}) == {
+        world.task: encode_hash(row(engine, world.task)["content_hash"])
+    }
 
 
 # -- every rule broken on purpose: reported by index and attribute, nothing written ------------
