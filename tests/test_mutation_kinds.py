@@ -814,3 +814,32 @@ def test_a_mutation_of_a_tombstoned_scope_is_not_found(team: Team, engine: Engin
             assert error["extensions"]["code"] == "NOT_FOUND", key
             assert error["message"] == f"survey {world.survey!r} not found"
     assert data(engine) == before
+
+
+def test_files_and_feature_sets_are_written_under_every_owner_type(
+    team: Team, engine: Engine
+) -> None:
+    world, editor = team.world, team.editor
+    file_owners = [
+        owner("SURVEY", world.survey),
+        owner("MOSAIC", world.mosaic),
+        owner("FIELD", world.field),
+        owner("FEATURE_SET", world.feature_set),
+        owner("LOGO", world.logo),
+    ]
+    for parent in file_owners:
+        result = upsert(editor, "files", parent, [{"filename": "a.txt", "file_type": "OTHER"}])
+        [item] = result["succeeded"]
+        assert item["file_owner"] == parent and result["failed"] == []
+        listed = hashes(editor, "sync_files", {"owners": [parent]})
+        assert listed[item["sentera_id"]] == item["content_hash"]
+    scopes = Scopes(engine, editor, world, Elsewhere.build(engine, world))
+    for parent in (
+        owner("SURVEY", world.survey),
+        owner("FIELD", world.field),
+        owner("ORGANIZATION", world.org),
+    ):
+        result = upsert(editor, "feature_sets", parent, [{"name": "n", "type": "UNKNOWN"}])
+        [item] = result["succeeded"]
+        assert item["feature_set_owner"] == parent and item["status"] == "SUCCESS"
+        assert scopes.items("feature_sets", parent)[item["sentera_id"]] == item["content_hash"]
