@@ -127,6 +127,11 @@ KINDS = {
 }
 
 
+@pytest.fixture
+def team(engine: Engine, live_server: LiveServer) -> Team:
+    return Team(engine, live_server)
+
+
 def upsert(client: Client, key: str, parent: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = client.data(KINDS[key].upsert(), parent=parent, items=items)[
         f"upsert_{key}"
@@ -373,11 +378,6 @@ def test_every_kind_is_created_updated_moved_and_deleted(
         }
     assert item_id not in scopes.items(key, parent)
     assert row(engine, item_id)["deleted_at"] is not None
-
-
-@pytest.fixture
-def team(engine: Engine, live_server: LiveServer) -> Team:
-    return Team(engine, live_server)
 
 
 def hashes(client: Client, query: str, scope: dict[str, Any]) -> dict[str, str]:
