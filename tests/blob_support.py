@@ -82,8 +82,7 @@ def put(http: httpx.Client, url: str, headers: dict[str, str], body: bytes) -> h
     return http.put(url, content=body, headers=headers)
 
 
-@pytest.fixture(params=["local", "s3"])
-def blob_env(
+def open_blob_env(
     request: pytest.FixtureRequest,
     engine: Engine,
     database_url: str,

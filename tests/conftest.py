@@ -327,3 +327,18 @@ def s3_server() -> Iterator[Any]:
     server = start_s3_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_env(
+    request: pytest.FixtureRequest,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    """A server and upload context on each blob store (a local directory; a fresh bucket on
+    `s3_server`), over each database, with a small world (tests/blob_support.py)."""
+    from tests.blob_support import open_blob_env
+
+    yield from open_blob_env(request, engine, database_url, tmp_path, monkeypatch)

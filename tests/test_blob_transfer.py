@@ -17,7 +17,7 @@ import pytest
 
 from fieldsync.blobs import uploads
 from fieldsync.blobs.store import InvalidPartError, blob_key
-from tests.blob_support import BlobEnv, blob_env, md5_b64, md5_hex  # noqa: F401
+from tests.blob_support import BlobEnv, md5_b64, md5_hex
 
 MIB = 1024 * 1024
 
