@@ -113,6 +113,38 @@ def _check_checksum(checksum: str) -> str:
     return checksum.strip()
 
 
+def _insert_new(
+    conn: Connection,
+    upload_id: str,
+    user_id: int,
+    now: datetime | None,
+    *,
+    filename: str,
+    byte_size: int | None,
+    checksum: str | None,
+    content_type: str | None,
+    storage_key: str,
+    store_upload_id: str | None = None,
+) -> None:
+    """A new upload row; multipart when the store gave an upload id of its own."""
+    row = UploadRow(
+        id=upload_id,
+        multipart=store_upload_id is not None,
+        filename=filename,
+        byte_size=byte_size,
+        checksum=checksum,
+        content_type=content_type,
+        storage_key=storage_key,
+        store_upload_id=store_upload_id,
+        blob_key=None,
+        created_by_id=user_id,
+        created_at=_now(now),
+        completed_at=None,
+        attached_at=None,
+    )
+    insert_upload(conn, row)
+
+
 def create_upload(
     conn: Connection,
     ctx: BlobContext,
@@ -137,23 +169,16 @@ def create_upload(
     key = blob_key(checksum, byte_size)
     upload_id = secrets.token_urlsafe(24)
     target = ctx.store.presign_put(key, byte_size, checksum, content_type, ctx.base_url(base_url))
-    insert_upload(
+    _insert_new(
         conn,
-        UploadRow(
-            id=upload_id,
-            multipart=False,
-            filename=filename,
-            byte_size=byte_size,
-            checksum=checksum,
-            content_type=content_type,
-            storage_key=key,
-            store_upload_id=None,
-            blob_key=None,
-            created_by_id=user_id,
-            created_at=_now(now),
-            completed_at=None,
-            attached_at=None,
-        ),
+        upload_id,
+        user_id,
+        now,
+        filename=filename,
+        byte_size=byte_size,
+        checksum=checksum,
+        content_type=content_type,
+        storage_key=key,
     )
     return UploadTicket(upload_id, target.url, target.headers)
 
@@ -178,23 +203,17 @@ def create_multipart_upload(
     upload_id = secrets.token_urlsafe(24)
     store_upload_id = ctx.store.create_multipart(upload_id, content_type)
     staging = ctx.store.staging_key(upload_id)
-    insert_upload(
+    _insert_new(
         conn,
-        UploadRow(
-            id=upload_id,
-            multipart=True,
-            filename=filename,
-            byte_size=byte_size,
-            checksum=checksum,
-            content_type=content_type,
-            storage_key=staging,
-            store_upload_id=store_upload_id,
-            blob_key=None,
-            created_by_id=user_id,
-            created_at=_now(now),
-            completed_at=None,
-            attached_at=None,
-        ),
+        upload_id,
+        user_id,
+        now,
+        filename=filename,
+        byte_size=byte_size,
+        checksum=checksum,
+        content_type=content_type,
+        storage_key=staging,
+        store_upload_id=store_upload_id,
     )
     return MultipartTicket(upload_id, staging, store_upload_id)
 
