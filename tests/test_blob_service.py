@@ -4,6 +4,7 @@ proof that the S3 front is needed (moto alone accepts a tampered link)."""
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -234,3 +235,37 @@ def test_errors_have_codes() -> None:
     for error in (uploads.UploadExpiredError, uploads.UploadIncompleteError):
         assert issubclass(error, FieldSyncError) and error.code.startswith("UPLOAD_")
     assert uploads.UploadNotFoundError.code == "NOT_FOUND"
+
+
+def test_blobs_gc_command(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fieldsync.cli import main
+
+    runner = CliRunner()
+    store = f"file://{tmp_path}/blobs"
+    done = runner.invoke(
+        main, ["blobs", "gc", "--database-url", database_url, "--blob-store", store]
+    )
+    assert done.exit_code == 0, done.output
+    assert done.output.strip() == (
+        "blobs gc: removed 0 expired upload(s), 0 unreferenced blob(s), 0 stale temporary file(s)"
+    )
+    bad = runner.invoke(
+        main, ["blobs", "gc", "--database-url", database_url, "--blob-store", "ftp://x"]
+    )
+    assert bad.exit_code == 2 and "unknown scheme 'ftp'" in bad.output
+
+
+def test_serve_collects_garbage_in_the_background(engine: Engine, tmp_path: Path) -> None:
+    from tests.ops_support import thread_server
+
+    stale = tmp_path / "blobs" / "tmp" / "left-by-a-killed-server.partial"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"partial")
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    with thread_server(engine, blob_store=f"file://{tmp_path}/blobs", blob_gc_interval=1):
+        deadline = time.monotonic() + 30
+        while stale.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not stale.exists()
