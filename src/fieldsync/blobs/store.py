@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import quote
 
 from fieldsync.errors import FieldSyncError
 
@@ -211,8 +212,6 @@ def check_whole(
 
 def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII fallback name and the exact name in UTF-8 (RFC 6266)."""
-    from urllib.parse import quote
-
     fallback = (
         "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
         or "download"

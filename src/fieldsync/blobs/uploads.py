@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from fieldsync.blobs.context import BlobContext
 from fieldsync.blobs.store import (
+    MAX_MULTIPART_BYTES,
     MAX_PART_NUMBER,
     MAX_SINGLE_PUT_BYTES,
     ChecksumMismatchError,
@@ -36,7 +37,6 @@ from fieldsync.storage.blob_uploads import (
 
 MAX_FILENAME = 1024
 MAX_CONTENT_TYPE = 255
-MAX_MULTIPART_BYTES = 5 * 1024**4
 
 
 class UploadNotFoundError(NotFoundError):
