@@ -1,6 +1,6 @@
 """What the blob tests share: a FieldSync server and upload context over each blob store
 (a local directory, or a fresh bucket on the moto server behind its verifying front), the
-test user's id, and small HTTP helpers."""
+test user's id, and small HTTP functions."""
 
 from __future__ import annotations
 

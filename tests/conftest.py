@@ -321,7 +321,7 @@ def app_server(engine: Engine, database_url: str) -> Iterator[InProcessServer]:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[Any]:
     """moto's standalone S3 server behind a verifying front (tests/s3_support.py), one per
-    test session; each test makes its own bucket."""
+    pytest process; each test makes its own bucket."""
     from tests.s3_support import start_s3_server
 
     server = start_s3_server()
