@@ -316,3 +316,29 @@ def app_server(engine: Engine, database_url: str) -> Iterator[InProcessServer]:
     server = InProcessServer(engine, database_url, max_body_bytes=DEFAULT_BODY_LIMIT)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's standalone S3 server behind a verifying front (tests/s3_support.py), one per
+    pytest process; each test makes its own bucket."""
+    from tests.s3_support import start_s3_server
+
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_env(
+    request: pytest.FixtureRequest,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    """A server and upload context on each blob store (a local directory; a fresh bucket on
+    `s3_server`), over each database, with a small world (tests/blob_support.py)."""
+    from tests.blob_support import open_blob_env
+
+    yield from open_blob_env(request, engine, database_url, tmp_path, monkeypatch)

@@ -252,6 +252,40 @@ def operations_options(function: F) -> F:
     return function
 
 
+def blob_options(function: F) -> F:
+    """Where file bytes are kept and how long unattached uploads live (docs/blobs.md)."""
+    options = [
+        _setting_option("blob-store", str, "file:///PATH (or a plain path) or s3://BUCKET/PREFIX"),
+        _setting_option(
+            "upload-lifetime",
+            click.IntRange(min=1),
+            "Seconds an upload may wait to be attached; unreferenced bytes are kept as long",
+        ),
+        _setting_option(
+            "blob-gc-interval",
+            click.IntRange(min=0),
+            "Seconds between background blob garbage collections; 0 turns them off",
+        ),
+        _setting_option(
+            "public-url", str, "Base of absolute file links (else the request's own base URL)"
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def check_blob_store(url: str) -> None:
+    """A bad blob store URL is a usage error before anything starts."""
+    from fieldsync.blobs.context import open_blob_store
+    from fieldsync.blobs.store import BlobStoreUrlError
+
+    try:
+        open_blob_store(url)
+    except BlobStoreUrlError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def name_the_variable(exc: click.BadParameter) -> None:
     """A bad value that came from a FIELDSYNC_* variable names the variable, not the option."""
     param, ctx = exc.param, exc.ctx
@@ -345,6 +379,7 @@ def main() -> None:
 )
 @limit_options
 @operations_options
+@blob_options
 def serve(
     host: str,
     port: int,
@@ -368,6 +403,7 @@ def serve(
         **options,
     )
     configure_logging(settings.log_level, settings.log_format)
+    check_blob_store(settings.blob_store)
     refuse_sqlite_workers(database_url, workers)
     ensure_port_free(host, port)
     engine = open_database(database_url, create=True, pool_timeout=settings.pool_timeout)
@@ -599,3 +635,26 @@ def db_copy(source_url: str, target_url: str, batch_size: int) -> None:
         f"{'total':<16} {report.total:>10,} rows in {report.seconds:.1f} s "
         f"({report.rows_per_second:,.0f} rows/s); committed"
     )
+
+
+@main.group()
+def blobs() -> None:
+    """File bytes: garbage collection of the blob store."""
+
+
+@blobs.command("gc")
+@database_option
+@blob_options
+def blobs_gc(database_url: str, **options: Any) -> None:
+    """Remove expired uploads, bytes nothing references, stale temporary files (one line)."""
+    from fieldsync.blobs.context import blob_context
+    from fieldsync.blobs.gc import collect_garbage
+
+    settings = Settings(database_url=database_url, **options)
+    check_blob_store(settings.blob_store)
+    engine = open_database(database_url)
+    try:
+        report = collect_garbage(engine, blob_context(engine, settings.blobs()))
+    except FieldSyncError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.line())

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.api.limits import MAX_OWNERS_CEILING, Limits
+from fieldsync.blobs.context import (
+    DEFAULT_BLOB_STORE,
+    DEFAULT_GC_INTERVAL,
+    DEFAULT_UPLOAD_LIFETIME,
+    BlobSettings,
+)
 from fieldsync.ratelimit import DEFAULT_RATE_LIMIT
 from fieldsync.storage.database import DEFAULT_DATABASE_URL
 
@@ -52,6 +58,11 @@ class Settings:
     pool_timeout: float = 2.0
     retry_after: int = 2
     shutdown_timeout: float = 10.0
+    # File bytes (see docs/blobs.md).
+    blob_store: str = DEFAULT_BLOB_STORE
+    upload_lifetime: int = DEFAULT_UPLOAD_LIFETIME
+    blob_gc_interval: int = DEFAULT_GC_INTERVAL  # seconds between gc runs of serve; 0 = off
+    public_url: str | None = None
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -70,6 +81,7 @@ class Settings:
             rate_limit=_int(env, "FIELDSYNC_RATE_LIMIT", defaults.rate_limit, 0),
             **_limits_from_environment(env, defaults),
             **_operations_from_environment(env, defaults),
+            **_blobs_from_environment(env, defaults),
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -84,7 +96,25 @@ class Settings:
             "FIELDSYNC_RATE_LIMIT": str(self.rate_limit),
             **self._limits_to_environment(),
             **self._operations_environment(),
+            **self._blobs_environment(),
         }
+
+    def _blobs_environment(self) -> dict[str, str]:
+        public = {"FIELDSYNC_PUBLIC_URL": self.public_url} if self.public_url else {}
+        return {
+            "FIELDSYNC_BLOB_STORE": self.blob_store,
+            "FIELDSYNC_UPLOAD_LIFETIME": str(self.upload_lifetime),
+            "FIELDSYNC_BLOB_GC_INTERVAL": str(self.blob_gc_interval),
+            **public,
+        }
+
+    def blobs(self) -> BlobSettings:
+        return BlobSettings(
+            store_url=self.blob_store,
+            upload_lifetime=self.upload_lifetime,
+            gc_interval=self.blob_gc_interval,
+            public_url=self.public_url or None,
+        )
 
     def _operations_environment(self) -> dict[str, str]:
         return {
@@ -161,6 +191,20 @@ def _operations_from_environment(env: Mapping[str, str], defaults: Settings) -> 
         "pool_timeout": _float(env, "FIELDSYNC_POOL_TIMEOUT", defaults.pool_timeout),
         "retry_after": _int(env, "FIELDSYNC_RETRY_AFTER", defaults.retry_after, 1),
         "shutdown_timeout": _float(env, "FIELDSYNC_SHUTDOWN_TIMEOUT", defaults.shutdown_timeout),
+    }
+
+
+def _blobs_from_environment(env: Mapping[str, str], defaults: Settings) -> dict[str, Any]:
+    public_url = env.get("FIELDSYNC_PUBLIC_URL", "").strip() or None
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"FIELDSYNC_PUBLIC_URL must start with http:// or https://, not {public_url!r}"
+        )
+    return {
+        "blob_store": env.get("FIELDSYNC_BLOB_STORE", "").strip() or defaults.blob_store,
+        "upload_lifetime": _int(env, "FIELDSYNC_UPLOAD_LIFETIME", defaults.upload_lifetime, 1),
+        "blob_gc_interval": _int(env, "FIELDSYNC_BLOB_GC_INTERVAL", defaults.blob_gc_interval, 0),
+        "public_url": public_url,
     }
 
 

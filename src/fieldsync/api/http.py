@@ -8,9 +8,10 @@ public endpoint needs (401, 400, 413; never a traceback).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,11 @@ from starlette.staticfiles import StaticFiles
 
 from fieldsync.api.admission import Admission, AdmissionLimits
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse, error_body
+from fieldsync.api.files import file_routes
 from fieldsync.api.limits import RequestDeadline, response_too_large
 from fieldsync.api.schema import build_fieldsync_schema
+from fieldsync.blobs.context import LazyBlobContext
+from fieldsync.blobs.gc import PeriodicCollector
 from fieldsync.config import Settings, SettingsError
 from fieldsync.observability import (
     RequestObservation,
@@ -285,17 +289,42 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         log.error("unhandled error", exc_info=exc)
         return _error(500, "Internal server error", "INTERNAL_SERVER_ERROR")
 
+    blobs = LazyBlobContext(engine, settings.blobs())
     app = Starlette(
         routes=[
             Route("/graphql", graphql_get, methods=["GET"]),
             Route("/graphql", graphql_post, methods=["POST"]),
             *health_routes(engine, admission.outage),
             Mount(GRAPHIQL_STATIC_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
+            *file_routes(blobs),
         ],
         exception_handlers={Exception: server_error},
+        lifespan=_blob_lifespan(engine, blobs, settings.blob_gc_interval),
     )
+    app.state.blobs = blobs  # the BlobContext provider the upload mutations use
     app.add_middleware(RequestObservation, retry_after=settings.retry_after)
     return app
+
+
+def _blob_lifespan(
+    engine: Engine, blobs: LazyBlobContext, gc_interval: int
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """At startup: the blob context (when the database answers) and, unless the interval is
+    0, one thread per process collecting blob garbage every `gc_interval` seconds."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(blobs.warm)
+        collector = PeriodicCollector(engine, blobs, gc_interval) if gc_interval else None
+        if collector is not None:
+            collector.start()
+        try:
+            yield
+        finally:
+            if collector is not None:
+                await run_in_threadpool(collector.stop)
+
+    return lifespan
 
 
 def app_from_environment() -> Starlette:

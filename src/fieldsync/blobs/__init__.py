@@ -1,0 +1,1 @@
+"""File bytes behind a blob store: a local directory or an S3-compatible bucket (docs/blobs.md)."""
