@@ -16,6 +16,9 @@ from fieldsync.access import (
     visible_user_sentera_ids,
     writable_organization_ids,
 )
+from fieldsync.blobs.context import BlobContext
+from fieldsync.blobs.uploads import StoredBytes, attach
+from fieldsync.errors import FieldSyncError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
@@ -24,7 +27,10 @@ from fieldsync.sync.engine import load_representations
 from fieldsync.sync.scopes import readable_objects
 from fieldsync.tokens import Viewer
 from fieldsync.write.access import WriteAccess
-from fieldsync.write.mutations import AttachBytes
+
+
+class NoStoredBytesError(FieldSyncError):
+    code = "UNAVAILABLE"
 
 
 def organization_object(row: Any) -> dict[str, Any]:
@@ -114,8 +120,10 @@ class RequestContext:
     loader: Loader
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     """The time the request's writes are stamped with."""
-    attach_bytes: AttachBytes | None = None
-    """Claims an upload by its file_key (None: this server stores no bytes)."""
+    blobs: BlobContext | None = None
+    """The blob store and link signer (None: this server stores no bytes)."""
+    base_url: str = ""
+    """The request's base URL, for absolute links (unless a public URL is configured)."""
     _readable: set[int] | None = None
     _write_access: WriteAccess | None = None
     _colleagues_of: set[int] | None = None
@@ -135,6 +143,12 @@ class RequestContext:
                 if isinstance(value, dict) and len(value) == 1 and "sentera_id" in value:
                     wanted.append(value["sentera_id"])
         self.loader.prime(wanted)
+
+    def attach_bytes(self, file_key: str) -> StoredBytes:
+        """Claim the finished upload behind a file_key for the item being written."""
+        if self.blobs is None:
+            raise NoStoredBytesError("this server stores no file bytes")
+        return attach(self.conn, self.blobs, self.viewer.user_id, file_key, now=self.now)
 
     @property
     def write_access(self) -> WriteAccess:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from threading import Lock
@@ -40,6 +40,7 @@ from fieldsync.api.limits import (
     too_many_overlapping_fields,
     too_many_tokens,
 )
+from fieldsync.blobs.context import BlobContext
 from fieldsync.errors import FieldSyncError
 from fieldsync.ratelimit import RateLimited, RateLimiter
 from fieldsync.storage.database import (
@@ -71,6 +72,8 @@ class GraphQLRequest:
     operation_name: str | None = None
     read_only: bool = False
     """A GET request: it may not run a mutation (a link or a prefetch must not write)."""
+    base_url: str = ""
+    """Where the request came in, the base of absolute links (see BlobSettings.public_url)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +131,13 @@ class GraphQLExecutor:
         introspection: bool = True,
         rate_limiter: RateLimiter | None = None,
         token_uses: TokenUseRecorder | None = None,
+        blobs: Callable[[], BlobContext] | None = None,
     ) -> None:
         self.schema = schema
         self.engine = engine
         self.rate_limiter = rate_limiter
         self.token_uses = token_uses
+        self.blobs = blobs
         self.limits = limits or Limits()
         self._limit_rules = limit_rules(self.limits)
         self._rules: list[type[ASTValidationRule]] = list(specified_rules)
@@ -252,8 +257,10 @@ class GraphQLExecutor:
         wait = WriteWait(seconds=max(0.1, min(_WRITER_WAIT_SECONDS, deadline.remaining())))
         return write_transaction(with_write_wait(self.engine, wait))
 
-    def _context(self, conn: Connection, viewer: Viewer) -> RequestContext:
+    def _context(self, conn: Connection, viewer: Viewer, request: GraphQLRequest) -> RequestContext:
         context = RequestContext.open(conn, viewer)
+        context.blobs = None if self.blobs is None else self.blobs()
+        context.base_url = request.base_url
         return context
 
     def _execute(
@@ -276,7 +283,7 @@ class GraphQLExecutor:
                     document,
                     variable_values=request.variables,
                     operation_name=request.operation_name,
-                    context_value=self._context(conn, viewer),
+                    context_value=self._context(conn, viewer, request),
                     is_awaitable=_never_awaitable,
                     executor_class=DeadlineExecutor,
                     deadline=deadline,

@@ -226,6 +226,7 @@ def _admission(engine: Engine, settings: Settings) -> Admission:
 
 def create_app(engine: Engine, settings: Settings) -> Starlette:
     limits = settings.limits()
+    blobs = LazyBlobContext(engine, settings.blobs())
     executor = GraphQLExecutor(
         build_fieldsync_schema(),
         engine,
@@ -233,6 +234,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         introspection=settings.introspection,
         rate_limiter=rate_limiter_for(engine, settings.rate_limit),
         token_uses=TokenUseRecorder(engine),
+        blobs=blobs,
     )
     admission = _admission(engine, settings)
 
@@ -240,8 +242,10 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         deadline = RequestDeadline(limits.request_seconds)
         token = bearer_token(request)
 
+        located = replace(graphql_request, base_url=str(request.base_url))
+
         def work() -> GraphQLResponse:
-            return executor.run(token, graphql_request, deadline)
+            return executor.run(token, located, deadline)
 
         response = await admission.run(lambda: _run_until_disconnected(request, deadline, work))
         observe_graphql(
@@ -289,7 +293,6 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         log.error("unhandled error", exc_info=exc)
         return _error(500, "Internal server error", "INTERNAL_SERVER_ERROR")
 
-    blobs = LazyBlobContext(engine, settings.blobs())
     app = Starlette(
         routes=[
             Route("/graphql", graphql_get, methods=["GET"]),

@@ -411,11 +411,6 @@ def resolve_organization_logos(
     ]
 
 
-def resolve_file_url(_source: dict[str, Any], _info: GraphQLResolveInfo) -> str | None:
-    """No file bytes are stored by this server yet, so there is nothing to link to."""
-    return None
-
-
 REFERENCE_FIELDS = {
     "Image": ("survey",),
     "Mosaic": ("survey",),
@@ -467,5 +462,4 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
     },
     "FeatureSet": {"files": _owned_files("FEATURE_SET")},
     "Logo": {"organization": resolve_reference, "files": _owned_files("LOGO")},
-    "File": {"url": resolve_file_url},
 }

@@ -25,6 +25,7 @@ from fieldsync.api.resolvers import (
     resolve_action,
     resolve_reference,
 )
+from fieldsync.api.uploads import UPLOAD_RESOLVERS, resolve_url
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -38,7 +39,9 @@ def build_fieldsync_schema() -> GraphQLSchema:
     schema = build_schema(schema_sdl())
     sync_item = schema.get_type("SyncItem")
     assert isinstance(sync_item, GraphQLInterfaceType)
-    for type_name, fields in (RESOLVERS | {"Mutation": MUTATION_RESOLVERS}).items():
+    mutations = MUTATION_RESOLVERS | UPLOAD_RESOLVERS
+    urls = {"Image": {"url": resolve_url}, "File": {"url": resolve_url}}
+    for type_name, fields in (RESOLVERS | urls | {"Mutation": mutations}).items():
         graphql_type = schema.get_type(type_name)
         assert isinstance(graphql_type, GraphQLObjectType), type_name
         for field_name, resolver in fields.items():

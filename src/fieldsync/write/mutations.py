@@ -184,6 +184,8 @@ def _attach_bytes(
     attached = True
     planned = {record.sentera_id: record for record in plan.records}
     for index, file_key in file_keys.items():
+        if index not in sentera_ids:  # failed already
+            continue
         record = planned.get(sentera_ids[index] or "")
         if record is None or file_key is None:
             continue
