@@ -1,0 +1,65 @@
+"""The shell examples of docs/writing.md run, in order, against a real `fieldsync serve --demo`
+from a scratch directory: upserts, deletes, roles and the upload walk-through, whose download
+must match every byte."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fieldsync.storage.database import make_engine
+from fieldsync.tokens import create_token
+from tests.ops_support import ServeProcess
+from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, shell_examples
+
+DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
+# Lines of the setup block this test replaces: the server's URL, a token and the scratch
+# directory are its own.
+REPLACED = ("export PATH=", SCRATCH_DIRECTORY, "export URL=", "export TOKEN=")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the examples use jq")
+def test_the_writing_examples_run_against_a_demo_server(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fieldsync.db"
+    server = ServeProcess(tmp_path, url, "--demo")
+    try:
+        engine = make_engine(url)
+        token = create_token(engine, DEMO_USER)
+        engine.dispose()
+        examples = [example for example, _ in shell_examples(ROOT / "docs" / "writing.md")]
+        setup, steps = examples[0], examples[1:]
+        assert SCRATCH_DIRECTORY in setup
+        kept = [line for line in setup.splitlines() if not line.startswith(REPLACED)]
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
+        env.update(
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            FIELDSYNC_DATABASE_URL=url,
+            URL=f"{server.base}/graphql",
+            TOKEN=token,
+        )
+        script = "\n".join([*kept, *steps])
+        result = subprocess.run(
+            ["bash", "-c", script],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        server.stop()
+    output = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "HTTP 500" not in output and "INTERNAL_SERVER_ERROR" not in output, output
+    assert "every byte matches" in output, output
+    assert "tampered link: HTTP 403" in output, output
+    assert " notes, Elk River, 2024-06-12." in output
+    assert not (ROOT / "notes.txt").exists() and not (ROOT / "scout.json").exists()
