@@ -21,7 +21,7 @@ def test_a_mutation_behind_another_writer_is_told_to_retry(
     engine: Engine, live_server: LiveServer
 ) -> None:
     team = Team(engine, live_server)
-    variables = {"org": team.world.org, "fields": [{"name": "Waiting field"}]}
+    variables: dict[str, object] = {"org": team.world.org, "fields": [{"name": "Waiting field"}]}
     before = data(engine)
     with write_transaction(engine) as conn:
         conn.execute(update(t.organizations).values(name="Being rewritten"))
