@@ -28,7 +28,7 @@ from fieldsync.storage.migrate import upgrade
 from fieldsync.tokens import create_token
 
 SUFFIX = "Bench_FS_bench_0a1b2c3_240601_120000"
-ORG, USER, FIELD = (f"bnchw{c.lower()}x_{c}_{SUFFIX}" for c in ("OR", "US", "AS"))
+ORG, USER, FIELD = (f"bnchw{c.lower()}_{c}_{SUFFIX}" for c in ("OR", "US", "AS"))
 BATCH = 1000
 RUNS = 5
 
