@@ -276,14 +276,21 @@ def blob_options(function: F) -> F:
 
 
 def check_blob_store(url: str) -> None:
-    """A bad blob store URL is a usage error before anything starts."""
-    from fieldsync.blobs.context import open_blob_store
+    """A bad blob store URL or signing key is a usage error before anything starts."""
+    from fieldsync.blobs.context import SECRET_KEY_VARIABLE, open_blob_store
+    from fieldsync.blobs.signing import MIN_SECRET_KEY_BYTES
     from fieldsync.blobs.store import BlobStoreUrlError
 
     try:
         open_blob_store(url)
     except BlobStoreUrlError as exc:
         raise click.UsageError(str(exc)) from None
+    configured = os.environ.get(SECRET_KEY_VARIABLE, "").strip()
+    if configured and len(configured.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+        raise click.UsageError(
+            f"{SECRET_KEY_VARIABLE} must hold at least {MIN_SECRET_KEY_BYTES} characters "
+            "(e.g. the output of `openssl rand -hex 32`), or be unset to use the generated key"
+        )
 
 
 def name_the_variable(exc: click.BadParameter) -> None:

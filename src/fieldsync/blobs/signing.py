@@ -21,6 +21,9 @@ EXPIRES = "expires"
 SECRET_NAME = "link_signing_key"
 
 
+MIN_SECRET_KEY_BYTES = 16
+
+
 class LinkSignatureError(FieldSyncError):
     """A link whose signature does not match, or that has expired (HTTP 403)."""
 
@@ -29,8 +32,10 @@ class LinkSignatureError(FieldSyncError):
 
 class LinkSigner:
     def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the link signing key must hold at least 16 bytes")
+        if len(key) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"the link signing key must hold at least {MIN_SECRET_KEY_BYTES} bytes"
+            )
         self._key = key
 
     def _signature(self, path: str, params: Mapping[str, str]) -> str:
