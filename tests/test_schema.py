@@ -62,6 +62,7 @@ ENUMS = {
     "FeatureSetOwnerType": enums.FEATURE_SET_OWNER_TYPE,
     "UpsertActionType": ("CREATE", "UPDATE"),
     "FileType": enums.FILE_TYPE,
+    "MembershipRole": enums.ROLES,
 }
 
 SYNC_ITEM_TYPES = {"Cog", "Mosaic", "Image", "File", "FlightTask", "Field", "Survey", "FeatureSet"}

@@ -42,6 +42,11 @@ def writable_organization_ids(conn: Connection, user_id: int) -> set[int]:
     return descendant_organization_ids(conn, _member_of(conn, user_id, WRITE_ROLES))
 
 
+def administered_organization_ids(conn: Connection, user_id: int) -> set[int]:
+    """Organizations whose members the user manages: where it is an admin, and descendants."""
+    return descendant_organization_ids(conn, _member_of(conn, user_id, ("admin",)))
+
+
 def _member_of(conn: Connection, user_id: int, roles: tuple[str, ...]) -> set[int]:
     m = t.memberships
     query = select(m.c.organization_id).where(m.c.user_id == user_id, m.c.role.in_(roles))

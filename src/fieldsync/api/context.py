@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from fieldsync.access import (
+    administered_organization_ids,
     colleague_organization_ids,
     readable_organization_ids,
     visible_user_sentera_ids,
@@ -160,6 +161,7 @@ class RequestContext:
                 self.viewer.sentera_id,
                 readable=self.readable,
                 writable=writable_organization_ids(self.conn, self.viewer.user_id),
+                administered=administered_organization_ids(self.conn, self.viewer.user_id),
             )
         return self._write_access
 

@@ -15,7 +15,19 @@ from fieldsync.api.context import RequestContext
 from fieldsync.ids import TypeCode
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import EntityKind
-from fieldsync.write.mutations import MutationOutcome, Parent, delete_items, upsert_items
+from fieldsync.write.memberships import (
+    Membership,
+    MembershipOutcome,
+    delete_memberships,
+    upsert_memberships,
+)
+from fieldsync.write.mutations import (
+    ItemError,
+    MutationOutcome,
+    Parent,
+    delete_items,
+    upsert_items,
+)
 
 Resolver = Callable[..., Any]
 
@@ -44,15 +56,19 @@ def _result(context: RequestContext, outcome: MutationOutcome) -> dict[str, Any]
     context.prime_references(outcome.succeeded)
     return {
         "succeeded": outcome.succeeded,
-        "failed": [
-            {
-                "index": error.index,
-                "item": error.item,
-                "attributes": [asdict(attribute) for attribute in error.attributes],
-            }
-            for error in outcome.failed
-        ],
+        "failed": _failed(outcome.failed),
     }
+
+
+def _failed(errors: Sequence[ItemError]) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": error.index,
+            "item": error.item,
+            "attributes": [asdict(attribute) for attribute in error.attributes],
+        }
+        for error in errors
+    ]
 
 
 def _upsert(kind: EntityKind) -> Resolver:
@@ -91,7 +107,48 @@ def _delete(kind: EntityKind) -> Resolver:
     return resolve
 
 
-MUTATION_RESOLVERS: dict[str, Resolver] = {
+def membership_object(membership: Membership) -> dict[str, Any]:
+    return {
+        "user": {"sentera_id": membership.user_sentera_id},
+        "organization": {"sentera_id": membership.organization_sentera_id},
+        "role": membership.role,
+    }
+
+
+def _membership_result(outcome: MembershipOutcome) -> dict[str, Any]:
+    return {
+        "succeeded": [membership_object(m) for m in outcome.succeeded],
+        "failed": _failed(outcome.failed),
+    }
+
+
+def resolve_upsert_memberships(
+    _source: Any, info: Any, organization_sentera_id: str, memberships: list[dict[str, str]]
+) -> dict[str, Any]:
+    context: RequestContext = info.context
+    with context.conn.begin_nested():
+        outcome = upsert_memberships(
+            context.conn, context.write_access, organization_sentera_id, memberships
+        )
+    return _membership_result(outcome)
+
+
+def resolve_delete_memberships(
+    _source: Any, info: Any, organization_sentera_id: str, user_sentera_ids: list[str]
+) -> dict[str, Any]:
+    context: RequestContext = info.context
+    with context.conn.begin_nested():
+        outcome = delete_memberships(
+            context.conn, context.write_access, organization_sentera_id, user_sentera_ids
+        )
+    return _membership_result(outcome)
+
+
+_MEMBERSHIP_RESOLVERS: dict[str, Resolver] = {
+    "upsert_memberships": resolve_upsert_memberships,
+    "delete_memberships": resolve_delete_memberships,
+}
+MUTATION_RESOLVERS: dict[str, Resolver] = _MEMBERSHIP_RESOLVERS | {
     f"{verb}_{kind.changeset_key}": make(kind)
     for kind in (
         k.FIELD,

@@ -25,6 +25,7 @@ from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import action_of, counted_links, iso
 from fieldsync.storage import tables as t
 from fieldsync.storage.logos import live_logos
+from fieldsync.storage.memberships import members
 from fieldsync.sync import service
 from fieldsync.sync.engine import SyncPage, load_representations
 from fieldsync.sync.scopes import readable_object
@@ -390,6 +391,20 @@ def resolve_action(source: dict[str, Any], _info: GraphQLResolveInfo) -> str:
     return action_of(source)
 
 
+def resolve_organization_memberships(
+    source: dict[str, Any], info: GraphQLResolveInfo
+) -> list[dict[str, Any]]:
+    """The members of a readable organization itself, with their roles."""
+    context = _context(info)
+    if _parent_id(context, TypeCode.ORGANIZATION, source["sentera_id"]) is None:
+        return []
+    organization = {"sentera_id": source["sentera_id"]}
+    return [
+        {"user": {"sentera_id": user}, "organization": organization, "role": role}
+        for user, role in members(context.conn, source["_id"])
+    ]
+
+
 def resolve_organization_logos(
     source: dict[str, Any], info: GraphQLResolveInfo
 ) -> list[dict[str, Any]]:
@@ -440,6 +455,7 @@ RESOLVERS: dict[str, dict[str, Resolver]] = {
     "Organization": {
         "parent": resolve_parent_organization,
         "children": resolve_organization_children,
+        "memberships": resolve_organization_memberships,
         "fields": resolve_organization_fields,
         "feature_sets": _owned_feature_sets("ORGANIZATION"),
         "logos": resolve_organization_logos,

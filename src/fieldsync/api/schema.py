@@ -51,6 +51,10 @@ def build_fieldsync_schema() -> GraphQLSchema:
         for field_name in names:
             item_type.fields[field_name].resolve = resolve_reference
         item_type.fields["action"].resolve = resolve_action
+    membership = schema.get_type("Membership")
+    assert isinstance(membership, GraphQLObjectType)
+    for field_name in ("user", "organization"):
+        membership.fields[field_name].resolve = resolve_reference
     _bind_big_int(schema)
     return schema
 

@@ -26,6 +26,8 @@ class WriteAccess:
     """Organizations the caller reads (any role), with their descendants."""
     writable: set[int]
     """Organizations the caller writes (editor or admin), with their descendants."""
+    administered: set[int] = field(default_factory=set)
+    """Organizations whose members the caller manages (admin), with their descendants."""
     _organizations: dict[str, int | None] = field(default_factory=dict)
 
     def prime(self, sentera_ids: Iterable[str]) -> None:
