@@ -290,6 +290,10 @@ class GraphQLExecutor:
                     hide_suggestions=self._hide_suggestions,
                 )
                 _raise_database_errors(result)
+                if getattr(result, "errors", None) and deadline.stopped():
+                    # A statement was interrupted at the deadline: its errors are not the
+                    # answer, and a mutation keeps nothing it wrote (the transaction rolls back).
+                    raise ExecutionStopped
         except ExecutionStopped:
             return _stopped(deadline)
         except WriterBusyError as busy:
@@ -300,9 +304,6 @@ class GraphQLExecutor:
             return _request_error([too_deeply_nested()], "QUERY_TOO_DEEP")
         # Every resolver is synchronous, so execution never returns an awaitable.
         assert isinstance(result, ExecutionResult)
-        if result.errors and deadline.stopped():
-            # A statement was interrupted at the deadline: its errors are not the answer.
-            return _stopped(deadline)
         return result
 
 
