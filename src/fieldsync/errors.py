@@ -29,6 +29,15 @@ class ForbiddenError(FieldSyncError):
     code = "FORBIDDEN"
 
 
+class NoBlobStoreError(FieldSyncError):
+    """File bytes were asked of an executor run without a blob store."""
+
+    code = "UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("this server stores no file bytes")
+
+
 class TooManyItemsError(FieldSyncError):
     """A write names more items than one call may; nothing was written."""
 

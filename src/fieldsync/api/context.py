@@ -19,7 +19,7 @@ from fieldsync.access import (
 )
 from fieldsync.blobs.context import BlobContext
 from fieldsync.blobs.uploads import StoredBytes, attach
-from fieldsync.errors import FieldSyncError
+from fieldsync.errors import NoBlobStoreError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
@@ -28,10 +28,6 @@ from fieldsync.sync.engine import load_representations
 from fieldsync.sync.scopes import readable_objects
 from fieldsync.tokens import Viewer
 from fieldsync.write.access import WriteAccess
-
-
-class NoStoredBytesError(FieldSyncError):
-    code = "UNAVAILABLE"
 
 
 def organization_object(row: Any) -> dict[str, Any]:
@@ -148,7 +144,7 @@ class RequestContext:
     def attach_bytes(self, file_key: str) -> StoredBytes:
         """Claim the finished upload behind a file_key for the item being written."""
         if self.blobs is None:
-            raise NoStoredBytesError("this server stores no file bytes")
+            raise NoBlobStoreError
         return attach(self.conn, self.blobs, self.viewer.user_id, file_key, now=self.now)
 
     @property

@@ -12,20 +12,16 @@ from typing import Any
 from fieldsync.api.context import RequestContext
 from fieldsync.blobs import uploads
 from fieldsync.blobs.context import BlobContext
-from fieldsync.errors import FieldSyncError, ForbiddenError
+from fieldsync.errors import ForbiddenError, NoBlobStoreError
 
 Resolver = Callable[..., Any]
-
-
-class NoBlobStoreError(FieldSyncError):
-    code = "UNAVAILABLE"
 
 
 def _uploader(info: Any) -> tuple[RequestContext, BlobContext]:
     """The request's context and blob store, for a caller that may write somewhere."""
     context: RequestContext = info.context
     if context.blobs is None:
-        raise NoBlobStoreError("this server stores no file bytes")
+        raise NoBlobStoreError
     if not context.write_access.writable:
         raise ForbiddenError(
             "uploading needs the editor or admin role in an organization; yours are viewer"

@@ -18,7 +18,13 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 
-from fieldsync.errors import FieldSyncError, ForbiddenError, NotFoundError, TooManyItemsError
+from fieldsync.errors import (
+    FieldSyncError,
+    ForbiddenError,
+    NoBlobStoreError,
+    NotFoundError,
+    TooManyItemsError,
+)
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
@@ -189,13 +195,9 @@ def _attach_bytes(
         record = planned.get(sentera_ids[index] or "")
         if record is None or file_key is None:
             continue
-        if attach is None:
-            failed[index].append(
-                AttributeIssue("file_key", "unavailable", "this server stores no file bytes")
-            )
-            attached = False
-            continue
         try:
+            if attach is None:
+                raise NoBlobStoreError
             stored = attach(file_key)
         except FieldSyncError as exc:
             failed[index].append(AttributeIssue("file_key", exc.code.lower(), str(exc)))
