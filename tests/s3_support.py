@@ -7,6 +7,11 @@ signature from the canonical request with the test credentials, refuses an expir
 clock can be moved forward with `clock_offset`), and checks `Content-MD5` against the body, as
 S3 does, before forwarding to moto. Requests FieldSync signs itself in headers (boto3 API
 calls) are forwarded unchecked. What this covers and does not: docs/blobs.md.
+
+The front also forwards writes of one object one at a time. moto 5 answers 500 when two PUTs
+of the same key overlap (the second disposes of the first's buffer while the first computes
+its ETag: "I/O operation on closed file"); S3 itself takes both, last writer wins. Writes of
+different keys, and all reads, still reach moto at once.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ class VerifyingFront:
         self.upstream_port = upstream_port
         self.clock_offset = 0.0
         self.refused: list[str] = []
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks_guard = threading.Lock()
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,7 +129,14 @@ class VerifyingFront:
         if md5 is not None and base64.b64encode(hashlib.md5(body).digest()).decode() != md5:
             self.refused.append("BadDigest")
             return self._reply(request, 400, "BadDigest")
-        self._forward(request, body, headers)
+        if request.command in ("GET", "HEAD"):
+            return self._forward(request, body, headers)
+        with self._key_lock(raw_path):
+            self._forward(request, body, headers)
+
+    def _key_lock(self, raw_path: str) -> threading.Lock:
+        with self._key_locks_guard:
+            return self._key_locks.setdefault(raw_path, threading.Lock())
 
     def _forward(
         self, request: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]
