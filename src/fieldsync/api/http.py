@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -148,16 +149,40 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _refuse_encoded_body(request: Request) -> None:
-    """Refuse a compressed body: it would otherwise be taken for malformed JSON."""
+def _body_encoding(request: Request) -> str:
+    """'gzip' or '' (identity); any other Content-Encoding is refused with 415."""
     encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("", "identity"):
+    if encoding in ("", "identity"):
+        return ""
+    if encoding in ("gzip", "x-gzip"):
+        return "gzip"
+    raise _BadRequest(
+        415,
+        f"Content-Encoding '{printable(encoding, 40)}' is not supported: "
+        "send the body gzip-compressed or uncompressed",
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """The decompressed body, refused with 413 past `limit` bytes (a small gzip body may
+    expand a thousandfold), or 400 when it is not one whole gzip stream."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise _BadRequest(400, "The body is not valid gzip", "BAD_REQUEST") from None
+    if len(plain) > limit:
         raise _BadRequest(
-            415,
-            f"Content-Encoding '{printable(encoding, 40)}' is not supported: "
-            "send the body uncompressed",
-            "UNSUPPORTED_MEDIA_TYPE",
+            413,
+            f"Request body is larger than the limit of {limit} bytes once decompressed",
+            "PAYLOAD_TOO_LARGE",
         )
+    if not inflater.eof:
+        raise _BadRequest(400, "The gzip body is truncated", "BAD_REQUEST")
+    if inflater.unused_data:
+        raise _BadRequest(400, "The body goes on after its gzip stream", "BAD_REQUEST")
+    return plain
 
 
 def _post_payload(body: bytes, media_type: str) -> Any:
@@ -272,8 +297,10 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
 
     async def graphql_post(request: Request) -> Response:
         try:
-            _refuse_encoded_body(request)
+            encoding = _body_encoding(request)
             body = await _read_body(request, settings.max_body_bytes)
+            if encoding == "gzip":
+                body = _gunzip(body, settings.max_body_bytes)
             media_type = _media_type(request)
             if media_type == "application/graphql":
                 graphql_request = GraphQLRequest(query=body.decode("utf-8"))
