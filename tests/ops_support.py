@@ -112,9 +112,14 @@ class ServeProcess:
     """`fieldsync serve` in a subprocess, its standard error kept in a file."""
 
     def __init__(
-        self, tmp_path: Path, database_url: str, *options: str, env: dict[str, str] | None = None
+        self,
+        tmp_path: Path,
+        database_url: str,
+        *options: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.stderr_path = tmp_path / f"serve-{self.port}.log"
         # No FIELDSYNC_* setting of the calling shell leaks in: only what the test passes.

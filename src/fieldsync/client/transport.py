@@ -38,8 +38,10 @@ _REFUSED_BEFORE_WORK = frozenset({429, 503})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently to retry: attempt n waits a random time up to
-    min(max_delay, base_delay * 2**n) seconds, or the server's `Retry-After` when it gave one."""
+    """How often and how patiently to retry. After failed attempt n (from 0) the client waits
+    a random time between half of and all of min(max_delay, base_delay * 2**n) seconds
+    ("equal jitter": clients spread out, yet the waits add up to at least 7.75 s over the
+    default 6 attempts, long enough for a server restart), or the server's `Retry-After`."""
 
     attempts: int = 6
     base_delay: float = 0.5
@@ -48,7 +50,8 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(self.max_delay, retry_after) + random.uniform(0, self.base_delay)
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        ceiling = min(self.max_delay, self.base_delay * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass(frozen=True)

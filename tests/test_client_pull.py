@@ -1,0 +1,264 @@
+"""`fieldsync pull` against a real `fieldsync serve`: first pull, incremental pull after writes,
+moves and deletes, a pull killed and resumed, the server restarted mid-pull, bytes verified,
+resumed and repaired, links refreshed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from sqlalchemy import Engine
+
+from tests.client_support import (
+    FIELDS_ADDED,
+    IMAGES_ADDED,
+    PullSetup,
+    md5_b64,
+    mirror_hashes,
+    mirror_rows,
+    pull_setup,
+    server_hashes,
+)
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def setup(engine: Engine, database_url: str, tmp_path: Path) -> Iterator[PullSetup]:
+    ready = pull_setup(engine, database_url, tmp_path)
+    yield ready
+    ready.stop()
+
+
+def test_a_first_pull_mirrors_every_type_over_many_pages(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    setup = pull_setup(engine, database_url, tmp_path, fields=FIELDS_ADDED)
+    try:
+        check_first_pull(setup)
+    finally:
+        setup.stop()
+
+
+def check_first_pull(setup: PullSetup) -> None:
+    summary = setup.pull("--no-download")
+    held, truth = mirror_hashes(setup.mirror), server_hashes(setup.engine)
+    assert held == truth
+    assert len(held["fields"]) == FIELDS_ADDED + 1 and len(held["images"]) == IMAGES_ADDED + 2
+    assert all(held[name] for name in held), "every type has items in the world"
+    assert summary["complete"] is True and summary["failures"] == []
+    assert {name: t["created"] for name, t in summary["types"].items()} == {
+        name: len(items) for name, items in truth.items()
+    }
+    image = mirror_rows(setup.mirror, "images")[setup.world.image]
+    assert image["survey_sentera_id"] == setup.world.survey
+    assert (image["latitude"], image["longitude"], image["altitude"]) == (
+        45.328761,
+        -93.521094,
+        120.5,
+    )
+    assert '"content_hash"' in image["json"]
+
+
+def test_a_second_pull_fetches_only_what_changed(setup: PullSetup) -> None:
+    setup.pull("--no-download")
+    world = setup.world
+    other = setup.client().upsert_surveys(world.field, [{"name": "Second flight"}])
+    second = other.succeeded[0]["sentera_id"]
+    with setup.client() as client:
+        assert not client.upsert_images(
+            world.survey, [{"sentera_id": world.image, "altitude": 99.0}]
+        ).failed
+        assert not client.upsert_images(second, [{"sentera_id": world.image2}]).failed  # a move
+        assert not client.delete_mosaics(world.survey, [world.mosaic]).failed
+        assert not client.delete_flight_tasks(world.org, [world.task]).failed
+    summary = setup.pull("--no-download")
+    assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)
+    images = summary["types"]["images"]
+    # The moved image is an update when its new survey syncs first, else a delete and a create.
+    assert (images["created"], images["updated"], images["deleted"]) in ((0, 2, 0), (1, 1, 1))
+    assert summary["types"]["surveys"]["created"] == 1
+    assert summary["types"]["mosaics"]["deleted"] == 1
+    assert summary["types"]["cogs"]["deleted"] == 1  # the mosaic's COG went with it
+    assert summary["types"]["flight_tasks"]["deleted"] == 1
+    assert mirror_rows(setup.mirror, "images")[world.image2]["survey_sentera_id"] == second
+    assert setup.pull("--no-download")["types"]["images"] == {
+        "created": 0, "updated": 0, "deleted": 0, "failed": 0, "bytes": 0,
+        "seconds": pytest.approx(0, abs=60),
+    }  # fmt: skip
+
+
+def test_a_deleted_survey_takes_everything_below_it_out_of_the_mirror(setup: PullSetup) -> None:
+    setup.pull("--no-download")
+    with setup.client() as client:
+        assert not client.delete_surveys(setup.world.field, [setup.world.survey]).failed
+    setup.pull("--no-download")
+    held = mirror_hashes(setup.mirror)
+    assert held == server_hashes(setup.engine)
+    assert held["images"] == {} and held["mosaics"] == {} and held["cogs"] == {}
+
+
+@pytest.fixture
+def wide_setup(engine: Engine, database_url: str, tmp_path: Path) -> Iterator[PullSetup]:
+    """A world whose pull takes long enough (300 fields, each a scope) to be interrupted."""
+    ready = pull_setup(engine, database_url, tmp_path, fields=300)
+    yield ready
+    ready.stop()
+
+
+def test_a_pull_killed_mid_way_resumes_without_fetching_again(wide_setup: PullSetup) -> None:
+    setup = wide_setup
+    process = setup.start_pull("--no-download")
+    wait_for_rows(setup.mirror, "fields", at_least=1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(setup.mirror / "mirror.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        held = {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("fields", "surveys", "images")
+        }
+    assert held["fields"] in (300, 301), "sync_fields pages (300 a page) apply whole"
+    assert held["images"] < IMAGES_ADDED + 2, "killed before the images were all held"
+    summary = setup.pull("--no-download")
+    assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)
+    assert summary["types"]["fields"]["created"] == 301 - held["fields"]
+    assert summary["types"]["images"]["created"] == IMAGES_ADDED + 2 - held["images"]
+
+
+def test_the_server_restarted_mid_pull_is_waited_for(wide_setup: PullSetup) -> None:
+    setup = wide_setup
+    process = setup.start_pull("--no-download")
+    wait_for_rows(setup.mirror, "fields", at_least=1)
+    setup.restart_server()
+    _stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "SyncImages" in setup.server.stderr(), "the pull went on against the new server"
+    assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)
+
+
+def test_a_second_pull_into_the_same_directory_is_refused(setup: PullSetup) -> None:
+    setup.mirror.mkdir()
+    with FileLock(setup.mirror / ".pull.lock"):
+        process = setup.start_pull()
+        _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert stderr.strip() == (
+        f"Error: another fieldsync pull is writing to {setup.mirror}: wait for it to finish, "
+        "or pull into another directory"
+    )
+    assert not (setup.mirror / "mirror.sqlite").exists()
+
+
+def wait_for_rows(directory: Path, table: str, *, at_least: int) -> int:
+    """Wait until the mirror holds `at_least` rows of `table` (read as a second reader)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(directory / "mirror.sqlite", timeout=1) as db:
+                count = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            if count >= at_least:
+                return count
+        except sqlite3.OperationalError:
+            pass  # not created yet
+        time.sleep(0.02)
+    raise AssertionError(f"the mirror never held {at_least} {table}")
+
+
+# -- bytes -----------------------------------------------------------------------------------
+
+
+def with_bytes(setup: PullSetup) -> dict[str, bytes]:
+    """Three files with bytes on three kinds of owner; file sentera_id -> bytes."""
+    world = setup.world
+    owners = [("SURVEY", world.survey), ("MOSAIC", world.mosaic), ("FIELD", world.field)]
+    stored = {}
+    for n, owner in enumerate(owners):
+        data = os.urandom(300_000 + n)
+        stored[setup.attach_bytes(owner, f"report-{n}.bin", data)] = data
+    return stored
+
+
+def local_bytes(setup: PullSetup, sentera_id: str) -> bytes:
+    row = mirror_rows(setup.mirror, "files")[sentera_id]
+    path = setup.mirror / row["local_path"]
+    assert path == setup.mirror / "files" / sentera_id / row["download_filename"]
+    return path.read_bytes()
+
+
+def test_file_bytes_are_downloaded_and_verified(setup: PullSetup) -> None:
+    stored = with_bytes(setup)
+    summary = setup.pull("--jobs", "2")
+    for sentera_id, data in stored.items():
+        assert local_bytes(setup, sentera_id) == data
+        assert mirror_rows(setup.mirror, "files")[sentera_id]["local_checksum"] == md5_b64(data)
+    assert summary["types"]["files"]["bytes"] == sum(len(d) for d in stored.values())
+    again = setup.pull()
+    assert again["types"]["files"]["bytes"] == 0
+    assert again["bytes_received"] < 200_000
+
+
+def test_a_corrupted_local_file_is_fetched_again(setup: PullSetup) -> None:
+    stored = with_bytes(setup)
+    setup.pull()
+    victim = next(iter(stored))
+    path = setup.mirror / mirror_rows(setup.mirror, "files")[victim]["local_path"]
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    summary = setup.pull()
+    assert local_bytes(setup, victim) == stored[victim]
+    assert summary["types"]["files"]["bytes"] == len(stored[victim])
+
+
+def test_a_partial_download_resumes_with_range(setup: PullSetup) -> None:
+    stored = with_bytes(setup)
+    setup.pull()
+    victim = next(iter(stored))
+    path = setup.mirror / mirror_rows(setup.mirror, "files")[victim]["local_path"]
+    path.unlink()
+    half = len(stored[victim]) // 2
+    path.with_name(path.name + ".part").write_bytes(stored[victim][:half])
+    summary = setup.pull()
+    assert local_bytes(setup, victim) == stored[victim]
+    assert not path.with_name(path.name + ".part").exists()
+    assert summary["bytes_received"] < len(stored[victim]) - half + 200_000
+
+
+def test_a_wrong_partial_download_is_fetched_whole(setup: PullSetup) -> None:
+    stored = with_bytes(setup)
+    setup.pull()
+    victim = next(iter(stored))
+    path = setup.mirror / mirror_rows(setup.mirror, "files")[victim]["local_path"]
+    path.unlink()
+    path.with_name(path.name + ".part").write_bytes(b"\0" * 1000)
+    setup.pull()
+    assert local_bytes(setup, victim) == stored[victim]
+
+
+def test_expired_links_are_refreshed_not_reported(setup: PullSetup) -> None:
+    stored = with_bytes(setup)
+    setup.pull("--no-download")
+    with sqlite3.connect(setup.mirror / "mirror.sqlite") as db:
+        db.execute("UPDATE files SET url = url || 'spoiled' WHERE checksum IS NOT NULL")
+    summary = setup.pull()
+    assert summary["complete"] is True, summary["failures"]
+    for sentera_id, data in stored.items():
+        assert local_bytes(setup, sentera_id) == data
+
+
+def test_bytes_of_a_deleted_file_leave_the_disk(setup: PullSetup) -> None:
+    stored = with_bytes(setup)
+    setup.pull()
+    victim = next(iter(stored))
+    with setup.client() as client:
+        assert not client.delete_files(("SURVEY", setup.world.survey), [victim]).failed
+    setup.pull()
+    assert not (setup.mirror / "files" / victim).exists()
+    assert victim not in mirror_rows(setup.mirror, "files")
