@@ -10,10 +10,12 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +148,66 @@ def test_exif_reader_refuses_what_is_not_a_jpeg(tmp_path: Path) -> None:
 # -- a real server ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body_bytes: int
+
+
+class RecordingFront:
+    """A plain HTTP front on a loopback port that records each request and forwards it to
+    `target`: the server's signed links point here (FIELDSYNC_PUBLIC_URL), so every PUT of
+    bytes and every download passes through it."""
+
+    def __init__(self) -> None:
+        self.target = ""
+        self.seen: list[Seen] = []
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                front.forward(self)
+
+            def do_GET(self) -> None:
+                front.forward(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def forward(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        self.seen.append(Seen(handler.command, handler.path, headers, len(body)))
+        passed = {k: v for k, v in headers.items() if k not in ("host", "connection")}
+        answer = httpx.request(
+            handler.command, self.target + handler.path, headers=passed, content=body, timeout=60
+        )
+        handler.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(answer.content)))
+        handler.end_headers()
+        handler.wfile.write(answer.content)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @dataclass
 class Demo:
     server: ServeProcess
     token: str
     database_url: str
+    front: RecordingFront
 
     def client(self) -> FieldSyncClient:
         return FieldSyncClient(self.server.base, self.token)
@@ -177,14 +234,17 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("upload-images")
     url = f"sqlite:///{root}/fieldsync.db"
-    server = ServeProcess(root, url, "--demo")
+    front = RecordingFront()
+    server = ServeProcess(root, url, "--demo", env={"FIELDSYNC_PUBLIC_URL": front.base})
+    front.target = server.base
     try:
         engine = make_engine(url)
         token = create_token(engine, DEMO_USER)
         engine.dispose()
-        yield Demo(server, token, url)
+        yield Demo(server, token, url, front)
     finally:
         server.stop()
+        front.stop()
 
 
 def command_env(**extra: str) -> dict[str, str]:
@@ -352,6 +412,33 @@ def test_multipart_upload_keeps_every_byte(demo: Demo, tmp_path: Path) -> None:
     image = demo.images(survey)[big.name]
     assert image["checksum"] == file_checksum(big)
     assert downloaded(image["url"]) == big.read_bytes()
+
+
+@pytest.mark.slow
+def test_bytes_go_to_the_signed_links_with_their_headers_and_no_token(
+    demo: Demo, tmp_path: Path
+) -> None:
+    survey = demo.new_survey()
+    photos = tmp_path / "flight"
+    photos.mkdir()
+    photo = make_photo(photos / "IMG_0200.jpg", NORTH_WEST)
+    big = tmp_path / "big.bin"
+    big.write_bytes(random.Random(3).randbytes(6 * MiB))
+    already = len(demo.front.seen)
+    assert upload_command(demo, survey, photos, "--quiet").returncode == 0
+    with demo.client() as client:
+        upload_file(client, big, content_type="application/octet-stream", multipart_from=MiB)
+    puts = [seen for seen in demo.front.seen[already:] if seen.method == "PUT"]
+    assert [seen.path.split("/")[2] for seen in puts] == ["put", "part"]
+    single, part = puts
+    assert single.headers["content-md5"] == file_checksum(photo)
+    assert single.headers["content-length"] == str(photo.stat().st_size)
+    assert single.headers["content-type"] == "image/jpeg"
+    assert single.body_bytes == photo.stat().st_size
+    assert part.body_bytes == 6 * MiB
+    for seen in puts:
+        assert "authorization" not in seen.headers
+        assert "transfer-encoding" not in seen.headers
 
 
 # -- docs/client.md -----------------------------------------------------------------------------

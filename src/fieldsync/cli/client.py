@@ -7,17 +7,20 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from fieldsync.client import ClientError, FieldSyncClient
 from fieldsync.client.image_upload import (
@@ -39,6 +42,21 @@ EXIT_INCOMPLETE = 3
 """Some photos were left out for an error (no GPS, unreadable, refused by the server)."""
 
 
+class AmountColumn(ProgressColumn):
+    """Bytes and speed on the bytes bar, "done/total" on the images bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = DownloadColumn()
+        self.speed = TransferSpeedColumn()
+        self.count = MofNCompleteColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("unit") == "bytes":
+            return Text.assemble(self.size.render(task), " ", self.speed.render(task))
+        return self.count.render(task)
+
+
 class UploadBars:
     """Two rich progress bars on standard error: bytes sent and photos done."""
 
@@ -46,9 +64,7 @@ class UploadBars:
         self.progress = Progress(
             TextColumn("{task.description:<7}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            AmountColumn(),
             TimeRemainingColumn(),
             console=console,
         )
@@ -56,7 +72,7 @@ class UploadBars:
         self.photos_task: TaskID | None = None
 
     def planned(self, photos: int, upload_bytes: int) -> None:
-        self.bytes_task = self.progress.add_task("bytes", total=upload_bytes)
+        self.bytes_task = self.progress.add_task("bytes", total=upload_bytes, unit="bytes")
         self.photos_task = self.progress.add_task("images", total=photos)
 
     def bytes_sent(self, count: int) -> None:
