@@ -23,7 +23,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from fieldsync.client import FieldSyncClient
+from fieldsync.client import FieldSyncClient, RetryPolicy
 from fieldsync.client.exif import UnreadablePhotoError, read_photo_metadata
 from fieldsync.client.uploads import MiB, file_checksum, upload_file
 from fieldsync.storage.database import make_engine
@@ -164,6 +164,7 @@ class RecordingFront:
     def __init__(self) -> None:
         self.target = ""
         self.seen: list[Seen] = []
+        self.refuse_puts = 0  # how many of the next PUTs to answer 503 without forwarding
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -185,6 +186,12 @@ class RecordingFront:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in handler.headers.items()}
         self.seen.append(Seen(handler.command, handler.path, headers, len(body)))
+        if handler.command == "PUT" and self.refuse_puts > 0:
+            self.refuse_puts -= 1
+            handler.send_response(503)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         passed = {k: v for k, v in headers.items() if k not in ("host", "connection")}
         answer = httpx.request(
             handler.command, self.target + handler.path, headers=passed, content=body, timeout=60
@@ -439,6 +446,32 @@ def test_bytes_go_to_the_signed_links_with_their_headers_and_no_token(
     for seen in puts:
         assert "authorization" not in seen.headers
         assert "transfer-encoding" not in seen.headers
+
+
+@pytest.mark.slow
+def test_a_refused_put_is_sent_again_and_counted_once(demo: Demo, tmp_path: Path) -> None:
+    survey = demo.new_survey()
+    small = make_photo(tmp_path / "small.jpg", NORTH_WEST)
+    big = tmp_path / "big.jpg"
+    big.write_bytes(random.Random(5).randbytes(9 * MiB))  # parts of 8 MiB and 1 MiB
+    quick = RetryPolicy(base_delay=0.01, max_delay=0.05)
+    with FieldSyncClient(demo.server.base, demo.token, retry=quick) as client:
+        for path in (small, big):
+            counted: list[int] = []
+            already = len(demo.front.seen)
+            demo.front.refuse_puts = 1
+            file_key = upload_file(
+                client, path, content_type="image/jpeg", on_bytes=counted.append, multipart_from=MiB
+            )
+            puts = [seen for seen in demo.front.seen[already:] if seen.method == "PUT"]
+            assert len(puts) == (2 if path is small else 3)
+            assert puts[0].path == puts[1].path
+            assert sum(counted) == path.stat().st_size
+            item = {"filename": path.name, "latitude": 1.0, "longitude": 2.0, "file_key": file_key}
+            assert not client.upsert_images(survey, [item]).failed
+    images = demo.images(survey)
+    for path in (small, big):
+        assert downloaded(images[path.name]["url"]) == path.read_bytes()
 
 
 # -- docs/client.md -----------------------------------------------------------------------------
