@@ -189,7 +189,8 @@ def local_bytes(setup: PullSetup, sentera_id: str) -> bytes:
     row = mirror_rows(setup.mirror, "files")[sentera_id]
     path = setup.mirror / row["local_path"]
     assert path == setup.mirror / "files" / sentera_id / row["download_filename"]
-    return path.read_bytes()
+    data: bytes = path.read_bytes()
+    return data
 
 
 def test_file_bytes_are_downloaded_and_verified(setup: PullSetup) -> None:

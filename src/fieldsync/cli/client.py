@@ -18,8 +18,14 @@ from rich.table import Table
 
 from fieldsync.client import ClientError, FieldSyncClient, Retrying, RetryPolicy, Transport
 from fieldsync.client.export import write_geojson
+from fieldsync.client.image_upload import (
+    Outcome,
+    UploadSummary,
+    find_photos,
+    upload_images,
+)
 from fieldsync.client.mirror import Mirror, MirrorError
-from fieldsync.client.progress import PullProgress, TerminalProgress
+from fieldsync.client.progress import PullProgress, TerminalProgress, UploadBars
 from fieldsync.client.pull import Puller, PullOptions, PullSummary, hold_directory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,8 +91,8 @@ def fail(message: str) -> None:
     show_default=True,
     help="Retries of a request that failed for a passing reason (no answer, 429, 5xx).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bars (the summary is still printed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, and no bars.")
 def pull(
     server: str,
     token: str | None,
@@ -111,7 +117,7 @@ def pull(
         fail(f"cannot write the mirror in {directory}: {exc.strerror or exc}")
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
-    elif not quiet:
+    else:
         print_summary(Console(), summary)
     sys.exit(0 if summary.complete else EXIT_PARTIAL)
 
@@ -214,4 +220,68 @@ def export(directory: Path, out: Path) -> None:
     click.echo(f"wrote {count:,} features to {out}")
 
 
-CLIENT_COMMANDS: list[click.Command] = [pull, mirror]
+# -- upload-images ------------------------------------------------------------------------------
+
+
+def print_upload_summary(summary: UploadSummary) -> None:
+    """One line per photo left out (standard error), then the totals (standard output)."""
+    for photo in summary.photos:
+        if photo.outcome in (Outcome.NO_GPS, Outcome.FAILED):
+            click.echo(f"{photo.filename}: not uploaded: {photo.reason}", err=True)
+    click.echo(
+        f"uploaded {summary.uploaded} ({summary.count(Outcome.CREATED)} new, "
+        f"{summary.count(Outcome.UPDATED)} updated), skipped {summary.count(Outcome.SKIPPED)} "
+        f"already there, {summary.count(Outcome.NO_GPS)} without GPS, "
+        f"{summary.count(Outcome.FAILED)} failed"
+    )
+
+
+@click.command("upload-images")
+@click.argument("survey_sentera_id", metavar="SURVEY_ID")
+@click.argument(
+    "directory",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, readable=True, path_type=Path),
+)
+@server_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead.")
+def upload_images_command(
+    survey_sentera_id: str,
+    directory: Path,
+    server: str,
+    token: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Upload the JPEG photos of DIR (*.jpg, *.jpeg; not its subdirectories) into a survey.
+
+    Position, altitude and capture time come from each photo's EXIF. Photos already in the
+    survey (same filename and bytes) are skipped; a photo whose name is there with other bytes
+    updates that image. Exit status: 0 all done, 3 some photos left out (no GPS, unreadable,
+    refused), 1 a fatal error (token, server, survey).
+    """
+    photos = find_photos(directory)
+    console = Console(stderr=True)
+    show_bars = console.is_terminal and not quiet
+    try:
+        with FieldSyncClient(server, required_token(token)) as client:
+            if not show_bars:
+                summary = upload_images(client, survey_sentera_id, photos)
+            else:
+                bars = UploadBars(console)
+                with bars.progress:
+                    summary = upload_images(client, survey_sentera_id, photos, bars)
+    except ClientError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(summary.as_json(), indent=2))
+    else:
+        if not photos:
+            click.echo(f"no JPEG files (*.jpg, *.jpeg) in {directory}", err=True)
+        print_upload_summary(summary)
+    if not summary.complete:
+        sys.exit(EXIT_PARTIAL)
+
+
+CLIENT_COMMANDS: list[click.Command] = [pull, mirror, upload_images_command]

@@ -1,22 +1,29 @@
-"""What a pull shows while it runs: nothing (`PullProgress`), or rich progress bars on a
-terminal (`TerminalProgress`), items per type and bytes."""
+"""What the client commands show while they run: for a pull nothing (`PullProgress`) or rich
+progress bars on a terminal (`TerminalProgress`, items per type and bytes); for upload-images
+bars of bytes and photos (`UploadBars`)."""
 
 from __future__ import annotations
 
 import threading
 from types import TracebackType
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
+
+from fieldsync.client.image_upload import PhotoReport
 
 
 class PullProgress:
@@ -106,3 +113,45 @@ class TerminalProgress(PullProgress):
         if kind not in self._tasks:
             self._tasks[kind] = self.progress.add_task(kind, total=None, detail="")
         return self._tasks[kind]
+
+
+class AmountColumn(ProgressColumn):
+    """Bytes and speed on the bytes bar, "done/total" on the images bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = DownloadColumn()
+        self.speed = TransferSpeedColumn()
+        self.count = MofNCompleteColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("unit") == "bytes":
+            return Text.assemble(self.size.render(task), " ", self.speed.render(task))
+        return self.count.render(task)
+
+
+class UploadBars:
+    """Two rich progress bars on standard error: bytes sent and photos done."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<7}"),
+            BarColumn(),
+            AmountColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.bytes_task: TaskID | None = None
+        self.photos_task: TaskID | None = None
+
+    def planned(self, photos: int, upload_bytes: int) -> None:
+        self.bytes_task = self.progress.add_task("bytes", total=upload_bytes, unit="bytes")
+        self.photos_task = self.progress.add_task("images", total=photos)
+
+    def bytes_sent(self, count: int) -> None:
+        if self.bytes_task is not None:
+            self.progress.advance(self.bytes_task, count)
+
+    def photo_done(self, photo: PhotoReport) -> None:
+        if self.photos_task is not None:
+            self.progress.advance(self.photos_task, 1)
