@@ -4,9 +4,13 @@ resumed and repaired, links refreshed."""
 
 from __future__ import annotations
 
+import json
 import os
+import pty
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +23,14 @@ from tests.client_support import (
     FIELDS_ADDED,
     IMAGES_ADDED,
     PullSetup,
+    client_environment,
     md5_b64,
     mirror_hashes,
     mirror_rows,
     pull_setup,
     server_hashes,
 )
+from tests.ops_support import free_port
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -263,3 +269,101 @@ def test_bytes_of_a_deleted_file_leave_the_disk(setup: PullSetup) -> None:
     setup.pull()
     assert not (setup.mirror / "files" / victim).exists()
     assert victim not in mirror_rows(setup.mirror, "files")
+
+
+# -- at the terminal ---------------------------------------------------------------------------
+
+
+def run_pull(setup: PullSetup, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`fieldsync pull` with exactly these arguments (no --json unless given)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fieldsync", "pull", *arguments],
+        env=client_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_errors_are_one_line_with_their_exit_status(setup: PullSetup, tmp_path: Path) -> None:
+    target = str(tmp_path / "m")
+    refused = run_pull(setup, "--server", setup.server.base, "--to", target, "--token", "fst_x")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: the server refused the token (")
+    assert refused.stderr.endswith("): check --token or FIELDSYNC_TOKEN\n")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    unreachable = run_pull(
+        setup, "--server", nowhere, "--to", target, "--token", "t", "--retries", "0"
+    )
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith(f"Error: cannot reach {nowhere}/graphql: ")
+    no_token = run_pull(setup, "--server", setup.server.base, "--to", target)
+    assert no_token.returncode == 2
+    assert "no token: give --token or set FIELDSYNC_TOKEN" in no_token.stderr
+    for result in (refused, unreachable, no_token):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4
+
+
+def test_survey_limits_the_pull_and_an_unknown_one_is_a_partial_failure(setup: PullSetup) -> None:
+    world = setup.world
+    with setup.client() as client:
+        other = client.upsert_surveys(world.field, [{"name": "Other"}]).succeeded[0]["sentera_id"]
+        assert not client.upsert_images(other, [{"filename": "x.jpg"}]).failed
+    unknown = "zzzzzzz_CO_Acme_CV_test_abc123_240101_000000"
+    summary = setup.pull("--no-download", "--survey", world.survey, "--survey", unknown, expect=3)
+    assert summary["complete"] is False
+    assert summary["failures"] == [f"survey {unknown}: not found among the surveys the token reads"]
+    images = mirror_rows(setup.mirror, "images")
+    assert {row["survey_sentera_id"] for row in images.values()} == {world.survey}
+    assert set(mirror_rows(setup.mirror, "surveys")) == {world.survey, other}
+
+
+def test_the_mirror_exports_images_and_fields_as_geojson(setup: PullSetup, tmp_path: Path) -> None:
+    setup.pull("--no-download")
+    out = tmp_path / "mirror.geojson"
+    export = [sys.executable, "-m", "fieldsync", "mirror", "export"]
+    done = subprocess.run(
+        [*export, str(setup.mirror), "--geojson", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    collection = json.loads(out.read_text())
+    located = [r for r in mirror_rows(setup.mirror, "images").values() if r["latitude"] is not None]
+    points = [f for f in collection["features"] if f["properties"]["type"] == "image"]
+    assert collection["type"] == "FeatureCollection" and len(points) == len(located)
+    first = next(f for f in points if f["properties"]["sentera_id"] == setup.world.image)
+    assert first["geometry"] == {"type": "Point", "coordinates": [-93.521094, 45.328761]}
+    assert done.stdout == f"wrote {len(collection['features']):,} features to {out}\n"
+    missing = subprocess.run(
+        [*export, str(tmp_path / "none"), "--geojson", str(out)], capture_output=True, text=True
+    )
+    assert missing.returncode == 1
+    assert "holds no mirror: run `fieldsync pull --to" in missing.stderr
+
+
+def test_a_terminal_gets_progress_bars_and_a_summary_table(setup: PullSetup) -> None:
+    main, attached = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "fieldsync", "pull", "--server", setup.server.base,
+            "--to", str(setup.mirror), "--token", setup.token,
+        ],
+        env={**client_environment(), "COLUMNS": "120", "TERM": "xterm"},
+        stdin=attached, stdout=attached, stderr=attached,
+    )  # fmt: skip
+    os.close(attached)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(main)
+    text = shown.decode("utf-8", "replace")
+    assert "━" in text, "a progress bar was drawn"
+    assert f"{IMAGES_ADDED + 2}/{IMAGES_ADDED + 2}" in text
+    assert "fieldsync pull" in text and "│ images       │   2,302 │" in text
+    assert "Traceback" not in text

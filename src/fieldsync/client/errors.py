@@ -92,9 +92,7 @@ def graphql_error(errors: list[dict[str, Any]]) -> ClientError:
     message = str(first.get("message", "unknown error"))
     extensions = first.get("extensions") or {}
     code = extensions.get("code") if isinstance(extensions, dict) else None
-    path = first.get("path")
-    where = f" at {'.'.join(str(part) for part in path)}" if isinstance(path, list) else ""
     kind = _BY_CODE.get(code or "")
     if kind is not None:
-        return kind(f"{message}{where}", code, 200)
-    return GraphQLQueryError(f"{message}{where}", code, errors)
+        return kind(message, code, 200)
+    return GraphQLQueryError(message, code, errors)
