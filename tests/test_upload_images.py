@@ -30,7 +30,6 @@ from fieldsync.storage.database import make_engine
 from fieldsync.tokens import create_token
 from tests.ops_support import ServeProcess
 from tests.test_db_commands import no_traceback
-from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, shell_examples
 
 DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
 DEMO_SURVEY = "61sgabq_CO_AcmeAg_FS_demo_1a2b3c4_240610_140200"
@@ -472,46 +471,3 @@ def test_a_refused_put_is_sent_again_and_counted_once(demo: Demo, tmp_path: Path
     images = demo.images(survey)
     for path in (small, big):
         assert downloaded(images[path.name]["url"]) == path.read_bytes()
-
-
-# -- docs/client.md -----------------------------------------------------------------------------
-
-REPLACED = (
-    "export PATH=",
-    SCRATCH_DIRECTORY,
-    "export FIELDSYNC_SERVER=",
-    "export FIELDSYNC_TOKEN=",
-)
-
-
-@pytest.mark.slow
-def test_the_client_doc_examples_run(demo: Demo, tmp_path: Path) -> None:
-    examples = [example for example, _ in shell_examples(ROOT / "docs" / "client.md")]
-    setup, steps = examples[0], examples[1:]
-    assert SCRATCH_DIRECTORY in setup
-    kept = [line for line in setup.splitlines() if not line.startswith(REPLACED)]
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    env = command_env(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        FIELDSYNC_SERVER=demo.server.base,
-        FIELDSYNC_TOKEN=demo.token,
-    )
-    result = subprocess.run(
-        ["bash", "-c", "\n".join([*kept, *steps])],
-        cwd=scratch,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "uploaded 2 (2 new, 0 updated), skipped 0 already there, 1 without GPS" in result.stdout
-    assert "exit status 3" in result.stdout
-    assert '"uploaded": 0,\n  "skipped": 2,\n  "without_gps": 1,' in result.stdout
-    assert '"camera": "DJI FC6310",\n    "latitude": 45.3251,' in result.stdout
-    assert '"captured_at": "2024-06-12T14:06:00-05:00"' in result.stdout
-    assert result.stdout.splitlines()[-1].startswith("True ")
-    assert result.stdout.splitlines()[-1].endswith("== []")
-    assert "DJI_0003.JPG: not uploaded: no GPS data in its EXIF" in result.stderr
-    assert not (ROOT / "flight").exists()
