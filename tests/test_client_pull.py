@@ -367,3 +367,52 @@ def test_a_terminal_gets_progress_bars_and_a_summary_table(setup: PullSetup) -> 
     assert f"{IMAGES_ADDED + 2}/{IMAGES_ADDED + 2}" in text
     assert "fieldsync pull" in text and "│ images       │   2,302 │" in text
     assert "Traceback" not in text
+
+
+def test_a_mirror_of_another_server_is_not_pulled_into(setup: PullSetup) -> None:
+    setup.pull("--no-download")
+    other = subprocess.run(
+        [sys.executable, "-m", "fieldsync", "pull", "--server", f"http://localhost:{setup.server.port}",
+         "--to", str(setup.mirror), "--token", setup.token],
+        env=client_environment(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert other.returncode == 1
+    assert other.stderr == (
+        f"Error: {setup.mirror} mirrors {setup.server.base}/graphql, not "
+        f"http://localhost:{setup.server.port}/graphql: pull into another directory\n"
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB file system of its own (tmpfs): room for the mirror, not for the bytes."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("a full disk is made with a tmpfs mount, which needs root")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_full_disk_stops_the_pull_with_advice_and_a_whole_mirror(
+    setup: PullSetup, small_disk: Path
+) -> None:
+    world = setup.world
+    big = os.urandom(3 * 1024 * 1024)
+    setup.attach_bytes(("SURVEY", world.survey), "big-1.bin", big)
+    setup.attach_bytes(("SURVEY", world.survey), "big-2.bin", big[::-1])
+    target = small_disk / "mirror"
+    done = subprocess.run(
+        setup.command(directory=target), env=client_environment(), capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith(f"Error: the disk holding {target}")
+    assert done.stderr.endswith(
+        " is full: free some space and run the same command again (it resumes where it stopped)\n"
+    )
+    with sqlite3.connect(target / "mirror.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM images").fetchone() == (IMAGES_ADDED + 2,)

@@ -7,6 +7,7 @@ says what to do), 2 bad usage, 3 done except for the failures listed.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from fieldsync.client.image_upload import (
     find_photos,
     upload_images,
 )
-from fieldsync.client.mirror import Mirror, MirrorError
+from fieldsync.client.mirror import MIRROR_FILE, Mirror, MirrorError
 from fieldsync.client.progress import PullProgress, TerminalProgress, UploadBars
 from fieldsync.client.pull import Puller, PullOptions, PullSummary, hold_directory
 
@@ -113,6 +114,11 @@ def pull(
         summary = run_pull(server, required_token(token), directory, options, console, show)
     except (ClientError, MirrorError) as exc:
         fail(str(exc))
+    except sqlite3.Error as exc:
+        fail(
+            f"{directory / MIRROR_FILE} cannot be used ({exc}): move it away, or pull into "
+            "another directory"
+        )
     except OSError as exc:
         fail(f"cannot write the mirror in {directory}: {exc.strerror or exc}")
     if as_json:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from fieldsync.client.errors import ClientError
+from fieldsync.client.errors import ClientError, DiskFullError
 from fieldsync.client.transport import Transport
 
 CHUNK_BYTES = 1024 * 1024
@@ -31,10 +31,6 @@ class BytesGoneError(ClientError):
 
 class CorruptDownloadError(ClientError):
     """The bytes received do not match the size or checksum the server announced."""
-
-
-class DiskFullError(ClientError):
-    """The disk holding the mirror is full."""
 
 
 class _TransientStatus(Exception):
@@ -113,10 +109,7 @@ def download(
         os.replace(part, wanted.target)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise DiskFullError(
-                f"the disk holding {wanted.target.parent} is full: free some space and run "
-                "the pull again (it resumes where it stopped)"
-            ) from None
+            raise DiskFullError(wanted.target.parent) from None
         raise
 
 

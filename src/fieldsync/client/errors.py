@@ -54,6 +54,16 @@ class GraphQLQueryError(ClientError):
         self.errors = errors
 
 
+class DiskFullError(ClientError):
+    """The disk holding the mirror is full."""
+
+    def __init__(self, directory: object) -> None:
+        super().__init__(
+            f"the disk holding {directory} is full: free some space and run the same command "
+            "again (it resumes where it stopped)"
+        )
+
+
 class ProtocolError(ClientError):
     """The server answered something that is not a FieldSync answer (not JSON, wrong shape)."""
 

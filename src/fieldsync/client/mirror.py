@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fieldsync.client.errors import DiskFullError
 from fieldsync.client.queries import KINDS, Kind, columns
 from fieldsync.client.sync import Item, SyncPage
 
@@ -138,13 +139,20 @@ class Mirror:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; a full disk becomes DiskFullError (nothing of it kept)."""
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise DiskFullError(self.directory) from None
+            raise MirrorError(f"{self.path} cannot be written: {exc}") from None
 
     def _create(self) -> None:
         with self.transaction() as db:

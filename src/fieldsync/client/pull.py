@@ -22,15 +22,14 @@ from filelock import FileLock, Timeout
 from fieldsync.client.downloads import (
     PART_SUFFIX,
     BytesGoneError,
-    DiskFullError,
     LinkExpiredError,
     Wanted,
     download,
     is_complete,
     safe_name,
 )
-from fieldsync.client.errors import ClientError, NotFoundError
-from fieldsync.client.mirror import LocalCopy, Mirror
+from fieldsync.client.errors import ClientError, DiskFullError, NotFoundError
+from fieldsync.client.mirror import LocalCopy, Mirror, MirrorError
 from fieldsync.client.progress import PullProgress
 from fieldsync.client.queries import (
     COGS,
@@ -140,7 +139,7 @@ class Puller:
 
     def run(self) -> PullSummary:
         started = time.monotonic()
-        self.mirror.set_meta("server", self.transport.endpoint)
+        self._claim_mirror()
         organizations = self._discover_organizations()
         fields = self._sync_children(FIELDS, organizations)
         surveys = self._selected_surveys(self._sync_children(SURVEYS, fields))
@@ -160,6 +159,16 @@ class Puller:
         self.summary.bytes_sent = self.transport.bytes_sent
         self.summary.bytes_received = self.transport.bytes_received
         return self.summary
+
+    def _claim_mirror(self) -> None:
+        """A mirror holds one server's data: its hashes mean nothing to another server."""
+        held = self.mirror.meta("server")
+        if held is not None and held != self.transport.endpoint:
+            raise MirrorError(
+                f"{self.mirror.directory} mirrors {held}, not {self.transport.endpoint}: "
+                "pull into another directory"
+            )
+        self.mirror.set_meta("server", self.transport.endpoint)
 
     # -- discovery -------------------------------------------------------------------------
 
