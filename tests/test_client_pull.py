@@ -31,6 +31,7 @@ from tests.client_support import (
     server_hashes,
 )
 from tests.ops_support import free_port
+from tests.photo_support import BELOW_SEA, NORTH_WEST, SOUTH_EAST, make_photo
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -416,3 +417,29 @@ def test_a_full_disk_stops_the_pull_with_advice_and_a_whole_mirror(
     with sqlite3.connect(target / "mirror.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT count(*) FROM images").fetchone() == (IMAGES_ADDED + 2,)
+
+
+def test_photos_uploaded_with_upload_images_come_back_byte_identical(
+    setup: PullSetup, tmp_path: Path
+) -> None:
+    flight = tmp_path / "flight"
+    flight.mkdir()
+    photos = [
+        make_photo(flight / f"DJI_{n:04d}.JPG", shot, seed=n)
+        for n, shot in enumerate((NORTH_WEST, SOUTH_EAST, BELOW_SEA))
+    ]
+    uploaded = subprocess.run(
+        [sys.executable, "-m", "fieldsync", "upload-images", setup.world.survey, str(flight),
+         "--server", setup.server.base, "--token", setup.token, "--json"],
+        env=client_environment(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert uploaded.returncode == 0, uploaded.stderr
+    setup.pull("--survey", setup.world.survey)
+    rows = {row["filename"]: row for row in mirror_rows(setup.mirror, "images").values()}
+    for photo in photos:
+        row = rows[photo.name]
+        local = setup.mirror / row["local_path"]
+        assert local == setup.mirror / "images" / row["sentera_id"] / photo.name
+        assert local.read_bytes() == photo.read_bytes()
+        assert row["local_checksum"] == md5_b64(photo.read_bytes())
+    assert rows["DJI_0001.JPG"]["latitude"] == pytest.approx(SOUTH_EAST.latitude, abs=1e-6)
