@@ -443,3 +443,17 @@ def test_photos_uploaded_with_upload_images_come_back_byte_identical(
         assert local.read_bytes() == photo.read_bytes()
         assert row["local_checksum"] == md5_b64(photo.read_bytes())
     assert rows["DJI_0001.JPG"]["latitude"] == pytest.approx(SOUTH_EAST.latitude, abs=1e-6)
+
+
+def test_ctrl_c_stops_the_pull_with_a_line_not_a_traceback(wide_setup: PullSetup) -> None:
+    setup = wide_setup
+    process = setup.start_pull("--no-download")
+    wait_for_rows(setup.mirror, "fields", at_least=1)
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr == (
+        "interrupted: the mirror holds every page applied so far; run the same command to resume\n"
+    )
+    setup.pull("--no-download")
+    assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)

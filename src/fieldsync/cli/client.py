@@ -32,6 +32,7 @@ from fieldsync.client.pull import Puller, PullOptions, PullSummary, hold_directo
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
@@ -106,7 +107,11 @@ def pull(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Mirror what the token may read into a directory; run again to catch up."""
+    """Mirror what the token may read into a directory; run again to catch up.
+
+    Exit status: 0 everything pulled, 3 pulled except the failures listed, 1 stopped by an
+    error (the message says what to do; run again to resume), 2 bad usage.
+    """
     options = PullOptions(organization, survey, not no_download, jobs, retries)
     console = Console(stderr=True)
     show = console.is_terminal and not quiet and not as_json
@@ -121,6 +126,13 @@ def pull(
         )
     except OSError as exc:
         fail(f"cannot write the mirror in {directory}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the mirror holds every page applied so far; run the same command "
+            "to resume",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:
@@ -280,6 +292,13 @@ def upload_images_command(
                     summary = upload_images(client, survey_sentera_id, photos, bars)
     except ClientError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the images written so far are in the survey; run the same command "
+            "to upload the rest",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:

@@ -146,7 +146,7 @@ def _stream(
 ) -> None:
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with transport.client.stream("GET", url, headers=headers) as response:
-        transport.requests_sent += 1
+        transport.count(requests=1)
         if response.status_code == 416:
             return  # nothing past `offset`: the .part is whole, verification decides
         if response.status_code in (401, 403):
@@ -163,6 +163,6 @@ def _stream(
         with part.open(mode) as sink:
             for chunk in response.iter_bytes(CHUNK_BYTES):
                 sink.write(chunk)
-                transport.bytes_received += len(chunk)
+                transport.count(received=len(chunk))
                 if on_bytes is not None:
                     on_bytes(len(chunk))

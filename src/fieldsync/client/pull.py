@@ -10,6 +10,7 @@ transaction; rows whose parent is gone are swept; then bytes are fetched.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,6 @@ from filelock import FileLock, Timeout
 
 from fieldsync.client.downloads import (
     PART_SUFFIX,
-    BytesGoneError,
     LinkExpiredError,
     Wanted,
     download,
@@ -50,6 +50,10 @@ LOCK_FILE = ".pull.lock"
 MAX_OWNERS_PER_CALL = 2_000
 LINK_REFRESHES = 2
 BYTES_DIRECTORIES = {"images": "images", "files": "files"}
+
+
+class PullStopped(Exception):
+    """Raised in a download thread when the pull is stopping (Ctrl-C, a full disk)."""
 
 
 class PullBusyError(ClientError):
@@ -136,10 +140,10 @@ class Puller:
         self.progress = progress or PullProgress()
         self.summary = PullSummary()
         self._applied: dict[str, int] = {name: 0 for name in KINDS}
+        self._stop = threading.Event()
 
     def run(self) -> PullSummary:
         started = time.monotonic()
-        self._claim_mirror()
         organizations = self._discover_organizations()
         fields = self._sync_children(FIELDS, organizations)
         surveys = self._selected_surveys(self._sync_children(SURVEYS, fields))
@@ -174,6 +178,7 @@ class Puller:
 
     def _discover_organizations(self) -> list[str]:
         organizations = self.client.organizations()
+        self._claim_mirror()
         self.mirror.replace_organizations(organizations)
         readable = {org["sentera_id"]: org for org in organizations}
         wanted = set(self.options.organizations)
@@ -339,27 +344,39 @@ class Puller:
             for copy in copies:
                 if not copy.url:
                     self._fail_bytes(copy, "the server gave no download link")
-            for future, copy in futures.items():
-                try:
-                    future.result()
-                except LinkExpiredError:
-                    expired.append(copy)
-                except DiskFullError:
-                    pool.shutdown(cancel_futures=True)
-                    raise
-                except BytesGoneError as exc:
-                    self._fail_bytes(copy, str(exc))
-                except ClientError as exc:
-                    self._fail_bytes(copy, str(exc))
-                else:
-                    self._record(copy, self.target(copy))
-                    self.summary.kinds[copy.kind].bytes += copy.size or 0
+            try:
+                self._collect(futures, expired)
+            except BaseException:  # a full disk, Ctrl-C: stop the other downloads at once
+                self._stop.set()
+                pool.shutdown(cancel_futures=True)
+                raise
         return expired
+
+    def _collect(self, futures: dict[Future[None], LocalCopy], expired: list[LocalCopy]) -> None:
+        """Record each finished download, in order; note expired links and failures."""
+        for future, copy in futures.items():
+            try:
+                future.result()
+            except LinkExpiredError:
+                expired.append(copy)
+            except DiskFullError:
+                raise
+            except ClientError as exc:
+                self._fail_bytes(copy, str(exc))
+            else:
+                self._record(copy, self.target(copy))
+                self.summary.kinds[copy.kind].bytes += copy.size or 0
 
     def _submit(self, pool: ThreadPoolExecutor, copy: LocalCopy) -> Future[None]:
         assert copy.url is not None
         wanted = Wanted(copy.url, self.target(copy), copy.size, copy.checksum)
-        return pool.submit(download, self.transport, wanted, self.progress.bytes_done)
+        return pool.submit(download, self.transport, wanted, self._bytes_done)
+
+    def _bytes_done(self, count: int) -> None:
+        """Progress of a download thread; once the pull is stopping, the thread stops too."""
+        if self._stop.is_set():
+            raise PullStopped
+        self.progress.bytes_done(count)
 
     def _refresh_links(self, expired: list[LocalCopy]) -> None:
         """Sync the scopes of `expired` again without their hashes: the server sends those

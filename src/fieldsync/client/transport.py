@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class Transport:
 
     def __post_init__(self) -> None:
         self.endpoint = graphql_endpoint(self.server)
+        self._counting = threading.Lock()
         if self.http is None:
             self.http = httpx.Client(
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
@@ -105,6 +107,13 @@ class Transport:
 
     def close(self) -> None:
         self.client.close()
+
+    def count(self, *, requests: int = 0, sent: int = 0, received: int = 0) -> None:
+        """Add to the traffic counters (downloads run in several threads)."""
+        with self._counting:
+            self.requests_sent += requests
+            self.bytes_sent += sent
+            self.bytes_received += received
 
     def execute(
         self, document: str, variables: dict[str, Any], *, idempotent: bool = True
@@ -121,7 +130,7 @@ class Transport:
             lambda: self.client.post(self.endpoint, content=body, headers=headers),
             idempotent=idempotent,
         )
-        self.bytes_sent += len(body)
+        self.count(sent=len(body))
         return _data_of(response)
 
     def send(
@@ -140,8 +149,7 @@ class Transport:
                     ) from None
                 self._wait(attempt, None, reason)
             else:
-                self.requests_sent += 1
-                self.bytes_received += len(response.content)
+                self.count(requests=1, received=len(response.content))
                 if not _to_retry(response.status_code, idempotent):
                     return _checked(response)
                 if attempt + 1 >= self.retry.attempts:
