@@ -296,3 +296,22 @@ def test_a_scope_that_is_not_readable_raises_not_found(client: FieldSyncClient) 
 def test_a_bad_value_raises_invalid_request(client: FieldSyncClient, world: World) -> None:
     with pytest.raises(InvalidRequestError):
         client.upsert_fields(world.org, [{"name": "X", "latitude": "north"}])
+
+
+def test_the_client_commands_start_without_the_server_code() -> None:
+    """`fieldsync pull` loads neither SQLAlchemy nor the server's packages (a second saved
+    on every run); `fieldsync serve` still finds its command."""
+    probe = (
+        "import sys\n"
+        "from fieldsync.cli import main\n"
+        "for name in ('pull', 'mirror', 'upload-images'):\n"
+        "    main.get_command(None, name)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'starlette'}),\n"
+        "      sorted({m for m in sys.modules if m.startswith('fieldsync.')"
+        " and m.split('.')[1] not in ('cli', 'client')}))\n"
+        "print(main.get_command(None, 'serve').name)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown == "[] []\nserve\n"

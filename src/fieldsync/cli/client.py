@@ -23,7 +23,7 @@ from fieldsync.client.image_upload import (
     Outcome,
     UploadSummary,
     find_photos,
-    upload_images,
+    send_photos,
 )
 from fieldsync.client.mirror import MIRROR_FILE, Mirror, MirrorError
 from fieldsync.client.progress import PullProgress, TerminalProgress, UploadBars
@@ -264,7 +264,7 @@ def print_upload_summary(summary: UploadSummary) -> None:
 @server_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead.")
-def upload_images_command(
+def upload_images(
     survey_sentera_id: str,
     directory: Path,
     server: str,
@@ -285,11 +285,11 @@ def upload_images_command(
     try:
         with FieldSyncClient(server, required_token(token)) as client:
             if not show_bars:
-                summary = upload_images(client, survey_sentera_id, photos)
+                summary = send_photos(client, survey_sentera_id, photos)
             else:
                 bars = UploadBars(console)
                 with bars.progress:
-                    summary = upload_images(client, survey_sentera_id, photos, bars)
+                    summary = send_photos(client, survey_sentera_id, photos, bars)
     except ClientError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -307,6 +307,3 @@ def upload_images_command(
         print_upload_summary(summary)
     if not summary.complete:
         sys.exit(EXIT_PARTIAL)
-
-
-CLIENT_COMMANDS: list[click.Command] = [pull, mirror, upload_images_command]

@@ -1,4 +1,4 @@
-"""The `fieldsync` command line."""
+"""Server commands: serve, load, token, db, blobs. They work on a database directly."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from click.core import ParameterSource
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
@@ -293,42 +292,19 @@ def check_blob_store(url: str) -> None:
         )
 
 
-def name_the_variable(exc: click.BadParameter) -> None:
-    """A bad value that came from a FIELDSYNC_* variable names the variable, not the option."""
-    param, ctx = exc.param, exc.ctx
-    if param is None or ctx is None or param.name is None or not param.envvar:
-        return
-    if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
-        return
-    variables = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar)
-    exc.param_hint = f"{variables[0]} (for {param.get_error_hint(ctx)})"
+def database_failure(exc: BaseException, command: str | None) -> click.ClickException | None:
+    """The one line for a database that failed in the middle of a command, or None when
+    `exc` is something else."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    all_or_nothing = " (a load is all or nothing)" if command == "load" else ""
+    return click.ClickException(
+        f"the database failed during '{command}': {error_summary(exc)}; "
+        f"it did not complete{all_or_nothing}: run it again when the database is back"
+    )
 
 
-class FieldSyncCommands(click.Group):
-    """The command group: a database that fails in the middle of a command gets one line."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.BadParameter as exc:
-            name_the_variable(exc)
-            raise
-        except sa_exc.DBAPIError as exc:
-            command = ctx.invoked_subcommand
-            all_or_nothing = " (a load is all or nothing)" if command == "load" else ""
-            raise click.ClickException(
-                f"the database failed during '{command}': {error_summary(exc)}; "
-                f"it did not complete{all_or_nothing}: run it again when the database is back"
-            ) from None
-
-
-@click.group(cls=FieldSyncCommands)
-@click.version_option(package_name="fieldsync")
-def main() -> None:
-    """FieldSync: content-hash sync of drone and agronomy survey data."""
-
-
-@main.command()
+@click.command()
 @click.option(
     "--host",
     envvar="FIELDSYNC_HOST",
@@ -456,7 +432,7 @@ def read_changeset_bytes(path: str) -> bytes:
     return sys.stdin.buffer.read()
 
 
-@main.command()
+@click.command()
 @click.argument(
     "changeset", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str)
 )
@@ -478,7 +454,7 @@ def load(changeset: str, database_url: str, write_wait: float) -> None:
     click.echo(summary.line())
 
 
-@main.group()
+@click.group()
 def token() -> None:
     """Create, list and revoke API tokens."""
 
@@ -576,7 +552,7 @@ def token_table(tokens: list[TokenInfo]) -> str:
     )
 
 
-@main.group()
+@click.group()
 def db() -> None:
     """Schema migrations and database maintenance."""
 
@@ -644,7 +620,7 @@ def db_copy(source_url: str, target_url: str, batch_size: int) -> None:
     )
 
 
-@main.group()
+@click.group()
 def blobs() -> None:
     """File bytes: garbage collection of the blob store."""
 

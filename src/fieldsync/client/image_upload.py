@@ -119,7 +119,7 @@ def find_photos(directory: Path) -> list[Path]:
     )
 
 
-def upload_images(
+def send_photos(
     client: FieldSyncClient,
     survey_sentera_id: str,
     photos: Sequence[Path],

@@ -264,28 +264,18 @@ class Mirror:
         """Apply one sync page in one transaction: deleted entries (when the hash is the one
         held), then upserts by sentera_id."""
         counts = PageCounts()
-        names = kind_columns(kind)
-        upsert = _upsert_statement(kind.name, names)
+        written = [n for n in kind_columns(kind) if n not in LOCAL_COLUMNS and n != "json"]
+        upsert = _upsert_statement(kind.name, kind_columns(kind))
         with self.transaction() as db:
-            for entry in page.deleted:
-                cursor = db.execute(
-                    f"DELETE FROM {kind.name} WHERE sentera_id = ? AND content_hash = ?",
-                    (entry.sentera_id, entry.content_hash),
-                )
-                counts.deleted += cursor.rowcount
+            cursor = db.executemany(
+                f"DELETE FROM {kind.name} WHERE sentera_id = ? AND content_hash = ?",
+                [(entry.sentera_id, entry.content_hash) for entry in page.deleted],
+            )
+            counts.deleted = max(cursor.rowcount, 0)
             existing = self._existing(kind.name, [item["sentera_id"] for item in page.upserted])
-            for item in page.upserted:
-                flat = _flatten(item)
-                values = [
-                    _column_value(name, flat.get(name))
-                    for name in names
-                    if name not in LOCAL_COLUMNS and name != "json"
-                ]
-                db.execute(upsert, [item["sentera_id"], *values, json.dumps(item)])
-                if item["sentera_id"] in existing:
-                    counts.updated += 1
-                else:
-                    counts.created += 1
+            db.executemany(upsert, [_row(item, written) for item in page.upserted])
+            counts.updated = sum(item["sentera_id"] in existing for item in page.upserted)
+            counts.created = len(page.upserted) - counts.updated
         return counts
 
     def _existing(self, table: str, sentera_ids: list[str]) -> set[str]:
@@ -363,6 +353,13 @@ class Mirror:
             rows = self.db.execute(f"SELECT local_path FROM {kind} WHERE local_path IS NOT NULL")
             paths.update(row[0] for row in rows)
         return paths
+
+
+def _row(item: Item, names: list[str]) -> list[Any]:
+    """The values of an upsert: sentera_id, the flattened columns `names`, the JSON."""
+    flat = _flatten(item)
+    values = [_column_value(name, flat.get(name)) for name in names]
+    return [item["sentera_id"], *values, json.dumps(item)]
 
 
 def _upsert_statement(table: str, names: list[str]) -> str:
