@@ -3,9 +3,7 @@ and print what the page shows."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from fieldsync.storage.database import make_engine
 from fieldsync.tokens import create_token
 from tests.ops_support import ServeProcess
-from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, shell_examples
+from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, run_shell_examples
 
 DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
 REPLACED = (
@@ -25,6 +23,7 @@ REPLACED = (
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the examples use jq")
 def test_the_client_doc_examples_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fieldsync.db"
     server = ServeProcess(tmp_path, url, "--demo")
@@ -32,9 +31,12 @@ def test_the_client_doc_examples_run(tmp_path: Path) -> None:
         engine = make_engine(url)
         token = create_token(engine, DEMO_USER)
         engine.dispose()
-        stdout, stderr = run_examples(tmp_path, server.base, token)
+        variables = {"FIELDSYNC_SERVER": server.base, "FIELDSYNC_TOKEN": token}
+        result = run_shell_examples(ROOT / "docs" / "client.md", tmp_path, REPLACED, variables)
     finally:
         server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    stdout, stderr = result.stdout, result.stderr
     for shown in (
         "│ images       │   3,922 │       0 │       0 │      0 │   0 B │",
         "exit status 0",
@@ -54,28 +56,3 @@ def test_the_client_doc_examples_run(tmp_path: Path) -> None:
     assert last.startswith("True ") and last.endswith("== []")
     assert "DJI_0003.JPG: not uploaded: no GPS data in its EXIF" in stderr
     assert not (ROOT / "flight").exists() and not (ROOT / "demo-mirror").exists()
-
-
-def run_examples(tmp_path: Path, server: str, token: str) -> tuple[str, str]:
-    examples = [example for example, _ in shell_examples(ROOT / "docs" / "client.md")]
-    setup, steps = examples[0], examples[1:]
-    assert SCRATCH_DIRECTORY in setup
-    kept = [line for line in setup.splitlines() if not line.startswith(REPLACED)]
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
-    environment.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        FIELDSYNC_SERVER=server,
-        FIELDSYNC_TOKEN=token,
-    )
-    result = subprocess.run(
-        ["bash", "-c", "\n".join([*kept, *steps])],
-        cwd=scratch,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout, result.stderr

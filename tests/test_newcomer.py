@@ -259,6 +259,31 @@ def shell_examples(path: Path) -> list[tuple[str, str | None]]:
     return examples
 
 
+def run_shell_examples(
+    path: Path, tmp_path: Path, replaced: tuple[str, ...], variables: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run a document's shell examples in order, as one script in a scratch directory: the
+    first block's setup less the lines starting with `replaced` (the test sets `variables`
+    instead), then every other block. Only the test's own FIELDSYNC_* variables are set."""
+    examples = [example for example, _ in shell_examples(path)]
+    setup, steps = examples[0], examples[1:]
+    assert SCRATCH_DIRECTORY in setup
+    kept = [line for line in setup.splitlines() if not line.startswith(replaced)]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    environment.update(variables)
+    return subprocess.run(
+        ["bash", "-c", "\n".join([*kept, *steps])],
+        cwd=scratch,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[path.name for path in DOCUMENTS])
 def test_doc_examples_write_files_only_into_a_scratch_directory(path: Path) -> None:
     moved = False

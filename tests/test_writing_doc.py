@@ -4,10 +4,7 @@ must match every byte."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import pytest
 from fieldsync.storage.database import make_engine
 from fieldsync.tokens import create_token
 from tests.ops_support import ServeProcess
-from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, shell_examples
+from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, run_shell_examples
 
 DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
 # Lines of the setup block this test replaces: the server's URL, a token and the scratch
@@ -32,28 +29,8 @@ def test_the_writing_examples_run_against_a_demo_server(tmp_path: Path) -> None:
         engine = make_engine(url)
         token = create_token(engine, DEMO_USER)
         engine.dispose()
-        examples = [example for example, _ in shell_examples(ROOT / "docs" / "writing.md")]
-        setup, steps = examples[0], examples[1:]
-        assert SCRATCH_DIRECTORY in setup
-        kept = [line for line in setup.splitlines() if not line.startswith(REPLACED)]
-        scratch = tmp_path / "scratch"
-        scratch.mkdir()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("FIELDSYNC_")}
-        env.update(
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            FIELDSYNC_DATABASE_URL=url,
-            URL=f"{server.base}/graphql",
-            TOKEN=token,
-        )
-        script = "\n".join([*kept, *steps])
-        result = subprocess.run(
-            ["bash", "-c", script],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        variables = {"FIELDSYNC_DATABASE_URL": url, "URL": f"{server.base}/graphql", "TOKEN": token}
+        result = run_shell_examples(ROOT / "docs" / "writing.md", tmp_path, REPLACED, variables)
     finally:
         server.stop()
     output = result.stdout
