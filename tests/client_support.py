@@ -4,7 +4,6 @@ user would: a subprocess, its JSON summary read back, its mirror compared with t
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import sqlite3
@@ -21,6 +20,7 @@ from fieldsync.client import FieldSyncClient
 from fieldsync.client.queries import KINDS
 from fieldsync.storage import tables
 from fieldsync.tokens import create_token
+from tests.blob_support import md5_b64
 from tests.builder import Changeset, World, build_world, field_record, image_record, numbered_id
 from tests.ops_support import ServeProcess
 
@@ -74,10 +74,6 @@ def mirror_rows(directory: Path, table: str) -> dict[str, dict[str, Any]]:
     with sqlite3.connect(directory / "mirror.sqlite") as db:
         db.row_factory = sqlite3.Row
         return {row["sentera_id"]: dict(row) for row in db.execute(f"SELECT * FROM {table}")}
-
-
-def md5_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 @dataclass

@@ -19,12 +19,12 @@ import pytest
 from filelock import FileLock
 from sqlalchemy import Engine
 
+from tests.blob_support import md5_b64
 from tests.client_support import (
     FIELDS_ADDED,
     IMAGES_ADDED,
     PullSetup,
     client_environment,
-    md5_b64,
     mirror_hashes,
     mirror_rows,
     pull_setup,

@@ -24,8 +24,9 @@ import pytest
 from PIL import Image
 
 from fieldsync.client import FieldSyncClient, RetryPolicy
+from fieldsync.client.checksums import file_checksum
 from fieldsync.client.exif import UnreadablePhotoError, read_photo_metadata
-from fieldsync.client.uploads import MiB, file_checksum, upload_file
+from fieldsync.client.uploads import MiB, upload_file
 from fieldsync.storage.database import make_engine
 from fieldsync.tokens import create_token
 from tests.ops_support import ServeProcess

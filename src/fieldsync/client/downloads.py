@@ -3,9 +3,7 @@ the server's size and MD5, and retried with back-off when the connection breaks.
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from fieldsync.client.checksums import file_checksum
 from fieldsync.client.errors import ClientError, DiskFullError
 from fieldsync.client.transport import Transport
 
@@ -54,30 +53,12 @@ def safe_name(name: str | None, fallback: str) -> str:
     return fallback if base in ("", ".", "..") else base
 
 
-def md5_base64(path: Path, *, upto: int | None = None) -> str:
-    return base64.b64encode(_md5_of(path, upto).digest()).decode()
-
-
-def _md5_of(path: Path, upto: int | None = None) -> hashlib._Hash:
-    digest = hashlib.md5(usedforsecurity=False)
-    left = upto
-    with path.open("rb") as source:
-        while left is None or left > 0:
-            chunk = source.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
-            if not chunk:
-                break
-            digest.update(chunk)
-            if left is not None:
-                left -= len(chunk)
-    return digest
-
-
 def is_complete(path: Path, size: int | None, checksum: str) -> bool:
     """True when `path` holds exactly the announced bytes."""
     try:
         if size is not None and path.stat().st_size != size:
             return False
-        return md5_base64(path) == checksum
+        return file_checksum(path) == checksum
     except FileNotFoundError:
         return False
 

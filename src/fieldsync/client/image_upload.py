@@ -13,11 +13,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from fieldsync.client.checksums import file_checksum
 from fieldsync.client.errors import GraphQLQueryError, InvalidRequestError, NotFoundError
 from fieldsync.client.exif import PhotoMetadata, UnreadablePhotoError, read_photo_metadata
 from fieldsync.client.sdk import FieldSyncClient
 from fieldsync.client.sync import Item
-from fieldsync.client.uploads import MULTIPART_FROM_BYTES, file_checksum, upload_file
+from fieldsync.client.uploads import MULTIPART_FROM_BYTES, upload_file
 
 IMAGE_BATCH = 1000
 """Images per upsert_images call (the mutation's limit)."""

@@ -211,10 +211,6 @@ class Mirror:
                         (logo["sentera_id"], org["sentera_id"], logo.get("name")),
                     )
 
-    def organizations(self) -> list[Item]:
-        rows = self.db.execute("SELECT json FROM organizations ORDER BY sentera_id")
-        return [json.loads(row[0]) for row in rows]
-
     # -- reading a scope -------------------------------------------------------------------
 
     def ids(self, table: str, parent_column: str, parents: Iterable[str]) -> list[str]:
@@ -255,8 +251,12 @@ class Mirror:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
-    def count(self, table: str) -> int:
-        return int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    def rows_of(self, table: str, sentera_ids: Sequence[str]) -> list[Item]:
+        """The rows of `table` with these sentera_ids, as dicts."""
+        found: list[Item] = []
+        for chunk in _chunks(list(sentera_ids)):
+            found.extend(self.rows(table, f"sentera_id IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     # -- writing a page --------------------------------------------------------------------
 

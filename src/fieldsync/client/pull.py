@@ -383,21 +383,19 @@ class Puller:
         items again, with fresh links."""
         omit = frozenset(c.sentera_id for c in expired)
         images = [c.sentera_id for c in expired if c.kind == "images"]
-        for survey in sorted({row["survey_sentera_id"] for row in self._rows("images", images)}):
+        for survey in sorted(
+            {row["survey_sentera_id"] for row in self.mirror.rows_of("images", images)}
+        ):
             self._sync_scope(IMAGES, {"survey_sentera_id": survey}, [survey], omit)
         files = [c.sentera_id for c in expired if c.kind == "files"]
         owners = sorted(
             {
                 (row["file_owner_owner_type"], row["file_owner_sentera_id"])
-                for row in self._rows("files", files)
+                for row in self.mirror.rows_of("files", files)
             }
         )
         if owners:
             self._sync_owners(FILES, owners, omit)
-
-    def _rows(self, table: str, sentera_ids: list[str]) -> list[dict[str, Any]]:
-        wanted = set(sentera_ids)
-        return [row for row in self.mirror.rows(table) if row["sentera_id"] in wanted]
 
     def _record(self, copy: LocalCopy, target: Path) -> None:
         stat = target.stat()

@@ -7,12 +7,11 @@ authentication); their PUTs are idempotent, so each is retried like any other re
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fieldsync.client.checksums import file_checksum
 from fieldsync.client.errors import ProtocolError
 from fieldsync.client.queries import (
     COMPLETE_MULTIPART_UPLOAD,
@@ -32,15 +31,6 @@ MAX_PARTS = 10_000
 READ_BYTES = MiB
 
 ByteCounter = Callable[[int], None]
-
-
-def file_checksum(path: Path) -> str:
-    """The MD5 of a file's bytes in base64 (the server's `checksum`), read in bounded memory."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        while chunk := stream.read(READ_BYTES):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def upload_file(
