@@ -21,7 +21,8 @@ import httpx
 from sqlalchemy import Engine, create_engine, text
 
 from fieldsync.config import Settings
-from fieldsync.storage.database import normalize_url
+from fieldsync.storage.database import make_engine, normalize_url
+from fieldsync.tokens import create_token
 from tests.conftest import serve_in_thread, stop_thread_server
 
 ME = "query Me { me { sentera_id } }"
@@ -106,6 +107,19 @@ def wait_for_lock_waiters(database_url: str, count: int, timeout: float = 20) ->
     finally:
         engine.dispose()
     raise AssertionError(f"fewer than {count} sessions waited for the lock")
+
+
+DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
+"""Jordan, the demo's admin of its root organization."""
+
+
+def demo_token(database_url: str) -> str:
+    """A new token of the demo user, made in the database of a `serve --demo`."""
+    engine = make_engine(database_url)
+    try:
+        return create_token(engine, DEMO_USER)
+    finally:
+        engine.dispose()
 
 
 class ServeProcess:

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync.storage.database import make_engine
-from fieldsync.tokens import create_token
-from tests.ops_support import ServeProcess
+from tests.ops_support import ServeProcess, demo_token
 from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, run_shell_examples
 
-DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
 REPLACED = (
     "export PATH=",
     SCRATCH_DIRECTORY,
@@ -28,9 +25,7 @@ def test_the_client_doc_examples_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fieldsync.db"
     server = ServeProcess(tmp_path, url, "--demo")
     try:
-        engine = make_engine(url)
-        token = create_token(engine, DEMO_USER)
-        engine.dispose()
+        token = demo_token(url)
         variables = {"FIELDSYNC_SERVER": server.base, "FIELDSYNC_TOKEN": token}
         result = run_shell_examples(ROOT / "docs" / "client.md", tmp_path, REPLACED, variables)
     finally:

@@ -27,13 +27,10 @@ from fieldsync.client import FieldSyncClient, RetryPolicy
 from fieldsync.client.checksums import file_checksum
 from fieldsync.client.exif import UnreadablePhotoError, read_photo_metadata
 from fieldsync.client.uploads import MiB, upload_file
-from fieldsync.storage.database import make_engine
-from fieldsync.tokens import create_token
-from tests.ops_support import ServeProcess
+from tests.ops_support import ServeProcess, demo_token
 from tests.photo_support import BELOW_SEA, NORTH_WEST, SOUTH_EAST, Shot, make_photo
 from tests.test_db_commands import no_traceback
 
-DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
 DEMO_SURVEY = "61sgabq_CO_AcmeAg_FS_demo_1a2b3c4_240610_140200"
 FIELD_OF_SURVEY = "query($s: ID!) { survey(sentera_id: $s) { field { sentera_id } } }"
 
@@ -185,9 +182,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     server = ServeProcess(root, url, "--demo", env={"FIELDSYNC_PUBLIC_URL": front.base})
     front.target = server.base
     try:
-        engine = make_engine(url)
-        token = create_token(engine, DEMO_USER)
-        engine.dispose()
+        token = demo_token(url)
         yield Demo(server, token, url, front)
     finally:
         server.stop()

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync.storage.database import make_engine
-from fieldsync.tokens import create_token
-from tests.ops_support import ServeProcess
+from tests.ops_support import ServeProcess, demo_token
 from tests.test_newcomer import ROOT, SCRATCH_DIRECTORY, run_shell_examples
 
-DEMO_USER = "uhb3jhj_US_AcmeAg_FS_demo_1a2b3c4_240301_153000"
 # Lines of the setup block this test replaces: the server's URL, a token and the scratch
 # directory are its own.
 REPLACED = ("export PATH=", SCRATCH_DIRECTORY, "export URL=", "export TOKEN=")
@@ -26,9 +23,7 @@ def test_the_writing_examples_run_against_a_demo_server(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fieldsync.db"
     server = ServeProcess(tmp_path, url, "--demo")
     try:
-        engine = make_engine(url)
-        token = create_token(engine, DEMO_USER)
-        engine.dispose()
+        token = demo_token(url)
         variables = {"FIELDSYNC_DATABASE_URL": url, "URL": f"{server.base}/graphql", "TOKEN": token}
         result = run_shell_examples(ROOT / "docs" / "writing.md", tmp_path, REPLACED, variables)
     finally:
