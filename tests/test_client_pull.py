@@ -457,3 +457,14 @@ def test_ctrl_c_stops_the_pull_with_a_line_not_a_traceback(wide_setup: PullSetup
     )
     setup.pull("--no-download")
     assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)
+
+
+def test_organization_limits_the_pull_and_an_unknown_one_is_reported(setup: PullSetup) -> None:
+    unknown = "zzzzzzz_OR_Acme_CV_test_abc123_240101_000000"
+    summary = setup.pull("--no-download", "--organization", unknown, expect=3)
+    assert summary["failures"] == [
+        f"organization {unknown}: not found, or the token may not read it"
+    ]
+    assert all(not items for items in mirror_hashes(setup.mirror).values())
+    setup.pull("--no-download", "--organization", setup.world.org)
+    assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)
