@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -58,10 +58,16 @@ def required_token(token: str | None) -> str:
     return token
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Stop with a one-line error (exit 1)."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(EXIT_ERROR)
+
+
+def interrupted(advice: str) -> NoReturn:
+    """Stop after Ctrl-C with one line saying what was kept and what to do (exit 130)."""
+    click.echo(f"interrupted: {advice}", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 # -- pull --------------------------------------------------------------------------------------
@@ -127,12 +133,7 @@ def pull(
     except OSError as exc:
         fail(f"cannot write the mirror in {directory}: {exc.strerror or exc}")
     except KeyboardInterrupt:
-        click.echo(
-            "interrupted: the mirror holds every page applied so far; run the same command "
-            "to resume",
-            err=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted("the mirror holds every page applied so far; run the same command to resume")
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:
@@ -293,12 +294,9 @@ def upload_images(
     except ClientError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        click.echo(
-            "interrupted: the images written so far are in the survey; run the same command "
-            "to upload the rest",
-            err=True,
+        interrupted(
+            "the images written so far are in the survey; run the same command to upload the rest"
         )
-        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:

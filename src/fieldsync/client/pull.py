@@ -211,9 +211,7 @@ class Puller:
         return [s for s in self.options.surveys if s in held]
 
     def _fields_of(self, surveys: list[str]) -> list[str]:
-        rows = self.mirror.rows("surveys")
-        wanted = set(surveys)
-        return sorted({row["field_sentera_id"] for row in rows if row["sentera_id"] in wanted})
+        return sorted({row["field_sentera_id"] for row in self.mirror.rows_of("surveys", surveys)})
 
     # -- what owners own -------------------------------------------------------------------
 
