@@ -132,8 +132,11 @@ class GraphQLExecutor:
         rate_limiter: RateLimiter | None = None,
         token_uses: TokenUseRecorder | None = None,
         blobs: Callable[[], BlobContext] | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.schema = schema
+        self.fast_path = fast_path
+        """Whether sync queries may run on the compiled fast path (False: graphql-core only)."""
         self.engine = engine
         self.rate_limiter = rate_limiter
         self.token_uses = token_uses
