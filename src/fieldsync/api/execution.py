@@ -29,6 +29,7 @@ from graphql.validation.validate import ValidationAbortedError
 from sqlalchemy import Connection, Engine
 
 from fieldsync.api.context import RequestContext
+from fieldsync.api.fast_execution import FastExecutor
 from fieldsync.api.limits import (
     DeadlineExecutor,
     ExecutionStopped,
@@ -288,7 +289,7 @@ class GraphQLExecutor:
                     operation_name=request.operation_name,
                     context_value=self._context(conn, viewer, request),
                     is_awaitable=_never_awaitable,
-                    executor_class=DeadlineExecutor,
+                    executor_class=FastExecutor if self.fast_path else DeadlineExecutor,
                     deadline=deadline,
                     hide_suggestions=self._hide_suggestions,
                 )

@@ -8,7 +8,7 @@ for more than the id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from functools import cached_property
 from typing import Any
@@ -44,25 +44,31 @@ def _context(info: GraphQLResolveInfo) -> RequestContext:
 # -- references ----------------------------------------------------------------------------
 
 
+def selects_identity_only(field_nodes: Sequence[FieldNode]) -> bool:
+    """Whether a reference field asks for nothing but `sentera_id` (and `__typename`)."""
+    return all(
+        node.selection_set is not None
+        and all(
+            isinstance(selection, FieldNode)
+            and selection.name.value in ("sentera_id", "__typename")
+            for selection in node.selection_set.selections
+        )
+        for node in field_nodes
+    )
+
+
 def _asks_identity_only(info: GraphQLResolveInfo) -> bool:
     context = _context(info)
-    node = info.field_nodes[0]
-    key = id(node)
+    key = id(info.field_nodes[0])
     if key not in context.identity_only:
-        context.identity_only[key] = all(
-            node.selection_set is not None
-            and all(
-                isinstance(selection, FieldNode)
-                and selection.name.value in ("sentera_id", "__typename")
-                for selection in node.selection_set.selections
-            )
-            for node in info.field_nodes
-        )
+        context.identity_only[key] = selects_identity_only(info.field_nodes)
     return context.identity_only[key]
 
 
 def resolve_reference(source: Any, info: GraphQLResolveInfo) -> Any:
     """A referenced object: its id from the representation, the rest only if readable.
+
+    Asked for its id only (`selects_identity_only`), it is the source's value as stored.
 
     A reference may cross tenants (a flight task pointing at another organization's field, an
     item created by another tenant's user); its id is part of the referring item, but its own
@@ -434,6 +440,10 @@ REFERENCE_FIELDS = {
     "Field": ("organization",),
     "FlightTask": ("organization", "field", "survey"),
 }
+
+SOURCE_RESOLVERS: dict[Resolver, Callable[[dict[str, Any]], Any]] = {resolve_action: action_of}
+"""Resolvers whose value is a function of their source dict alone (the fast execution path
+calls the function directly)."""
 
 RESOLVERS: dict[str, dict[str, Resolver]] = {
     "Query": {
