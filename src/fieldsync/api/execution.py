@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from threading import Lock
-from typing import Any, TypeGuard
+from typing import Any, Generic, TypeGuard, TypeVar
 
 from graphql import (
     ASTValidationRule,
@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine
 
 from fieldsync.api.context import RequestContext
 from fieldsync.api.fast_execution import FastExecutor
+from fieldsync.api.inline_lists import LiftedQuery, declare_lifted, lift_inline_lists
 from fieldsync.api.limits import (
     DeadlineExecutor,
     ExecutionStopped,
@@ -64,6 +65,8 @@ _CACHEABLE_QUERY_CHARS = 20_000
 _WRITER_WAIT_SECONDS = 5.0
 _WRITER_RETRY_AFTER = 1
 _CACHE_ENTRIES = 256
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,38 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
     return dict(formatted)
 
 
+class _RecentCache(Generic[_Key, _Value]):
+    """The most recently used entries, up to a count; safe to share between threads."""
+
+    def __init__(self, entries: int = _CACHE_ENTRIES) -> None:
+        self._entries = entries
+        self._items: OrderedDict[_Key, _Value] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: _Key) -> _Value | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: _Key, value: _Value) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Skeleton:
+    """A lifted query's skeleton, parsed and validated (see fieldsync.api.inline_lists)."""
+
+    document: DocumentNode | None
+    """None: the skeleton does not stand for its original (it does not validate, or is not
+    one query); the original document runs instead."""
+    token_count: int = 0
+
+
 class GraphQLExecutor:
     """Runs requests against one schema and one database."""
 
@@ -149,16 +184,14 @@ class GraphQLExecutor:
         self._hide_suggestions = not introspection
         if not introspection:
             self._rules.append(NoSchemaIntrospectionCustomRule)
-        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
-        self._lock = Lock()
+        self._documents: _RecentCache[str, DocumentNode] = _RecentCache()
+        self._skeletons: _RecentCache[str, _Skeleton] = _RecentCache()
 
     def _document(self, query: str) -> DocumentNode | GraphQLResponse:
         """Parse and validate, remembering small valid documents (clients repeat them)."""
-        with self._lock:
-            cached = self._documents.get(query)
-            if cached is not None:
-                self._documents.move_to_end(query)
-                return cached
+        cached = self._documents.get(query)
+        if cached is not None:
+            return cached
         document = self._parse(query)
         if isinstance(document, GraphQLResponse):
             return document
@@ -166,11 +199,25 @@ class GraphQLExecutor:
         if errors:
             return _request_error(errors, "GRAPHQL_VALIDATION_FAILED")
         if len(query) <= _CACHEABLE_QUERY_CHARS:
-            with self._lock:
-                self._documents[query] = document
-                if len(self._documents) > _CACHE_ENTRIES:
-                    self._documents.popitem(last=False)
+            self._documents.put(query, document)
         return document
+
+    def _skeleton(self, lifted: LiftedQuery) -> _Skeleton:
+        """The lifted query's skeleton, parsed, declared and validated (cached)."""
+        cached = self._skeletons.get(lifted.skeleton)
+        if cached is not None:
+            return cached
+        parsed = self._parse(lifted.skeleton)
+        document = None
+        if not isinstance(parsed, GraphQLResponse):
+            document = declare_lifted(parsed, list(lifted.values))
+        if document is None or self._validate(document):
+            skeleton = _Skeleton(None)
+        else:
+            skeleton = _Skeleton(document, parsed.token_count)  # type: ignore[union-attr]
+        if len(lifted.skeleton) <= _CACHEABLE_QUERY_CHARS:
+            self._skeletons.put(lifted.skeleton, skeleton)
+        return skeleton
 
     def _parse(self, query: str) -> DocumentNode | GraphQLResponse:
         """Parse within the token limit, so a huge document is refused cheaply."""
@@ -216,9 +263,50 @@ class GraphQLExecutor:
         refusal = self._admit(viewer)
         if refusal is not None:
             return refusal
+        deadline = deadline or RequestDeadline(self.limits.request_seconds)
+        lifted = lift_inline_lists(request.query) if self.fast_path else None
+        if lifted is not None:
+            answer = self._run_lifted(lifted, viewer, request, deadline)
+            if answer is not None:
+                return answer
         document = self._document(request.query)
         if isinstance(document, GraphQLResponse):
             return document
+        return self._answer(document, request, viewer, deadline)
+
+    def _run_lifted(
+        self,
+        lifted: LiftedQuery,
+        viewer: Viewer,
+        request: GraphQLRequest,
+        deadline: RequestDeadline,
+    ) -> GraphQLResponse | None:
+        """The answer to a query with its inline hash lists lifted out, if it is the
+        original's: None when the original must run (the skeleton does not validate, or the
+        answer holds an error, whose message and locations are the original's to give)."""
+        skeleton = self._skeleton(lifted)
+        if skeleton.document is None:
+            return None
+        if skeleton.token_count + lifted.strings > self.limits.max_tokens:
+            return _request_error([too_many_tokens(self.limits)], "QUERY_TOO_LARGE")
+        variables = (request.variables or {}) | lifted.values
+        answer = self._answer(
+            skeleton.document, replace(request, variables=variables), viewer, deadline
+        )
+        if answer.status == 200 and "errors" not in answer.body:
+            return answer
+        if answer.status == 503:  # stopped or busy: the original would be too
+            return answer
+        return None
+
+    def _answer(
+        self,
+        document: DocumentNode,
+        request: GraphQLRequest,
+        viewer: Viewer,
+        deadline: RequestDeadline,
+    ) -> GraphQLResponse:
+        """Run a parsed and validated document: the status code and body to answer with."""
         if request.read_only and _is_mutation(document, request.operation_name):
             return GraphQLResponse(
                 405,
@@ -230,7 +318,6 @@ class GraphQLExecutor:
         )
         if over_limit is not None:
             return _request_error([over_limit], over_limit.code)
-        deadline = deadline or RequestDeadline(self.limits.request_seconds)
         result = self._execute(document, request, viewer, deadline)
         if isinstance(result, GraphQLResponse):
             return result

@@ -1,0 +1,108 @@
+"""Hash lists written inline in a query, lifted out before parsing.
+
+A sync call may carry its 100,000 held hashes as a list literal,
+`content_hashes: ["…", "…", …]`, instead of a variable. graphql-core parses and validates such
+a literal string by string (seconds for 100,000), and a document that differs in every call
+cannot be cached. `lift_inline_lists` cuts each such list out of the query text with one
+regular expression, leaving a small *skeleton* with a variable in its place
+(`$__fieldsync_inline_0`), declared `[String!]!` on the operation by `declare_lifted`. The
+skeleton is what is parsed, validated and cached; the strings become that variable's value.
+
+A list is lifted only when it is plainly a list of simple string literals (no escapes, no
+comments, no variables); a skeleton that does not validate, or whose execution reports any
+error, is not used: the original document then runs as it came, so every answer and every
+error message (with its locations) is the one graphql-core gives the original.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from graphql import (
+    DocumentNode,
+    ListTypeNode,
+    NamedTypeNode,
+    NameNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    OperationType,
+    VariableDefinitionNode,
+    VariableNode,
+)
+
+PLACEHOLDER_PREFIX = "__fieldsync_inline_"
+_IGNORED = r"[ \t\r\n,\ufeff]"
+"""GraphQL's ignored characters (white space, line terminators, commas, the BOM), comments
+aside."""
+_LIST_ARGUMENT = re.compile(rf"(?<![_0-9A-Za-z])content_hashes{_IGNORED}*:{_IGNORED}*(?=\[)")
+_SIMPLE_STRING = r'"[^"\\\x00-\x1f]*"'
+"""A string literal without escapes. The list's strings must be apart, so that a block string
+(three quotes) is never read as empty strings around a simple one."""
+_STRING_LIST = re.compile(
+    rf"\[{_IGNORED}*{_SIMPLE_STRING}(?:{_IGNORED}+{_SIMPLE_STRING})*{_IGNORED}*\]"
+)
+_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
+
+
+@dataclass(frozen=True, slots=True)
+class LiftedQuery:
+    skeleton: str
+    """The query text with each lifted list replaced by a variable."""
+    values: dict[str, list[str]]
+    """Each placeholder variable's strings, by variable name."""
+    strings: int
+    """How many string tokens were lifted (the original has this many more tokens)."""
+
+
+def lift_inline_lists(query: str) -> LiftedQuery | None:
+    """The query with its inline `content_hashes` string lists lifted out, or None if it has
+    none (or already uses the placeholder names)."""
+    if PLACEHOLDER_PREFIX in query or "content_hashes" not in query:
+        return None
+    parts: list[str] = []
+    values: dict[str, list[str]] = {}
+    position = 0
+    for argument in _LIST_ARGUMENT.finditer(query):
+        start = argument.end()
+        if start < position:
+            continue
+        literal = _STRING_LIST.match(query, start)
+        if literal is None:
+            continue
+        name = f"{PLACEHOLDER_PREFIX}{len(values)}"
+        values[name] = _STRING.findall(query, start, literal.end())
+        parts += (query[position:start], "$", name)
+        position = literal.end()
+    if not values:
+        return None
+    parts.append(query[position:])
+    strings = sum(len(value) for value in values.values())
+    return LiftedQuery("".join(parts), values, strings)
+
+
+def _string_list_type() -> NonNullTypeNode:
+    string = NonNullTypeNode(type=NamedTypeNode(name=NameNode(value="String")))
+    return NonNullTypeNode(type=ListTypeNode(type=string))
+
+
+def declare_lifted(document: DocumentNode, names: list[str]) -> DocumentNode | None:
+    """The skeleton's document with the placeholder variables declared on its operation, or
+    None unless it is a document of exactly one query."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return None
+    operation = operations[0]
+    declared = tuple(
+        VariableDefinitionNode(
+            variable=VariableNode(name=NameNode(value=name)),
+            type=_string_list_type(),
+            directives=(),
+        )
+        for name in names
+    )
+    widened = replace(
+        operation, variable_definitions=(*(operation.variable_definitions or ()), *declared)
+    )
+    definitions = tuple(widened if d is operation else d for d in document.definitions)
+    return replace(document, definitions=definitions)
