@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +58,9 @@ class Loader:
     """Objects by sentera_id, fetched in batches.
 
     Ids are primed when a page is built; the first object of a type that a query really
-    needs fetches every primed id of that type in one statement.
+    needs fetches every primed id of that type in one statement. A page's records are only
+    noted (`defer`) and searched for ids once an object is needed: most sync queries ask
+    for the ids of what an item references, and need none.
     """
 
     def __init__(self, conn: Connection, viewer: Viewer) -> None:
@@ -66,7 +68,27 @@ class Loader:
         self.viewer = viewer
         self.cache: dict[str, dict[str, Any] | None] = {}
         self.pending: dict[TypeCode, set[str]] = defaultdict(set)
-        self.primed: dict[TypeCode, set[str]] = defaultdict(set)
+        self._primed: dict[TypeCode, set[str]] = defaultdict(set)
+        self._deferred: list[Sequence[dict[str, Any]]] = []
+
+    def defer(self, records: Sequence[dict[str, Any]]) -> None:
+        """Prime the ids the records reference (`{"sentera_id": …}` values), when needed."""
+        self._deferred.append(records)
+
+    def primed(self, code: TypeCode) -> set[str]:
+        """The primed ids of a type."""
+        self._prime_deferred()
+        return self._primed[code]
+
+    def _prime_deferred(self) -> None:
+        while self._deferred:
+            records = self._deferred.pop()
+            self.prime(
+                value["sentera_id"]
+                for record in records
+                for value in record.values()
+                if isinstance(value, dict) and len(value) == 1 and "sentera_id" in value
+            )
 
     def prime(self, sentera_ids: Iterable[str]) -> None:
         for sentera_id in sentera_ids:
@@ -74,10 +96,11 @@ class Loader:
                 code = type_code_of(sentera_id)
                 if code is not None:
                     self.pending[code].add(sentera_id)
-                    self.primed[code].add(sentera_id)
+                    self._primed[code].add(sentera_id)
 
     def load(self, sentera_id: str) -> dict[str, Any] | None:
         if sentera_id not in self.cache:
+            self._prime_deferred()
             code = type_code_of(sentera_id)
             if code is None:
                 return None
@@ -132,14 +155,9 @@ class RequestContext:
     def open(cls, conn: Connection, viewer: Viewer) -> RequestContext:
         return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
 
-    def prime_references(self, records: Iterable[dict[str, Any]]) -> None:
+    def prime_references(self, records: Sequence[dict[str, Any]]) -> None:
         """Let the loader fetch what the records reference in batches, should a query ask."""
-        wanted: list[str] = []
-        for record in records:
-            for value in record.values():
-                if isinstance(value, dict) and len(value) == 1 and "sentera_id" in value:
-                    wanted.append(value["sentera_id"])
-        self.loader.prime(wanted)
+        self.loader.defer(records)
 
     def attach_bytes(self, file_key: str) -> StoredBytes:
         """Claim the finished upload behind a file_key for the item being written."""
@@ -172,7 +190,7 @@ class RequestContext:
             code = type_code_of(sentera_id)
             if code is None:
                 return False
-            batch = {sentera_id} | (self.loader.primed[code] - self._may_read.keys())
+            batch = {sentera_id} | (self.loader.primed(code) - self._may_read.keys())
             found: Collection[str]
             if code is TypeCode.USER:
                 found = visible_user_sentera_ids(
