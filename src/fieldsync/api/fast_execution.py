@@ -58,11 +58,11 @@ from graphql.execution.values import VariableValueSource
 from graphql.pyutils import Path
 
 from fieldsync.api.limits import DeadlineExecutor, ExecutionStopped
-from fieldsync.api.resolvers import SOURCE_RESOLVERS, resolve_reference, selects_identity_only
+from fieldsync.api.resolvers import RUN_RESOLVER, SOURCE_READERS, selected_names
 
-_AS_IS = object()
+_AS_IS = RUN_RESOLVER
 """A step's answer when graphql-core must execute the field (its value is not one the field's
-type takes unchanged)."""
+type takes unchanged, or a resolver must compute it)."""
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
@@ -168,14 +168,16 @@ def _typename_step(type_name: str) -> Step:
 
 
 def _getter(field: GraphQLField, name: str, details: FieldDetailsList) -> Getter | None:
-    """How a field's resolver reads its source dict, if it only reads it."""
+    """How a field's value is read from its source dict, if it can be."""
+    node = details[0].node
     if field.resolve is None:
+        if field.args or node.arguments:
+            return None
         return lambda source: source.get(name)
-    if field.resolve in SOURCE_RESOLVERS:
-        return SOURCE_RESOLVERS[field.resolve]
-    if field.resolve is resolve_reference and selects_identity_only(to_nodes(details)):
-        return lambda source: source.get(name)
-    return None
+    reader = SOURCE_READERS.get(field.resolve)
+    if reader is None or node.arguments:
+        return None
+    return reader(name, selected_names(to_nodes(details)))
 
 
 def _field_step(
@@ -187,7 +189,7 @@ def _field_step(
     if name == "__typename":
         return _typename_step(parent_type.name)
     field: GraphQLField | None = schema.get_field(parent_type, name)
-    if field is None or field.args or node.arguments:
+    if field is None:
         return None
     get = _getter(field, name, details)
     if get is None:
@@ -250,8 +252,6 @@ class FastExecutor(DeadlineExecutor):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        if self.deadline.stopped():
-            raise ExecutionStopped
         results: dict[str, Any] = {}
         for response_name, details, step in self._plan(parent_type, grouped_field_set):
             if step is not None:
@@ -290,7 +290,10 @@ class FastExecutor(DeadlineExecutor):
             )
         completed: list[Any] = []
         fixed, by_typename = item_types
+        stopped = self.deadline.stopped
         for index, item in enumerate(result):
+            if stopped():  # the fields of an item are not checked one by one
+                raise ExecutionStopped
             item_path = Path(path, index, None)
             runtime = None
             if type(item) is dict:

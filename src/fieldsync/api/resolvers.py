@@ -44,17 +44,26 @@ def _context(info: GraphQLResolveInfo) -> RequestContext:
 # -- references ----------------------------------------------------------------------------
 
 
+IDENTITY_FIELDS = frozenset({"sentera_id", "__typename"})
+
+
+def selected_names(field_nodes: Sequence[FieldNode]) -> frozenset[str] | None:
+    """The names a field's selection asks for (None: it has fragments, or no selection)."""
+    names: set[str] = set()
+    for node in field_nodes:
+        if node.selection_set is None:
+            return None
+        for selection in node.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                return None
+            names.add(selection.name.value)
+    return frozenset(names)
+
+
 def selects_identity_only(field_nodes: Sequence[FieldNode]) -> bool:
     """Whether a reference field asks for nothing but `sentera_id` (and `__typename`)."""
-    return all(
-        node.selection_set is not None
-        and all(
-            isinstance(selection, FieldNode)
-            and selection.name.value in ("sentera_id", "__typename")
-            for selection in node.selection_set.selections
-        )
-        for node in field_nodes
-    )
+    names = selected_names(field_nodes)
+    return names is not None and names <= IDENTITY_FIELDS
 
 
 def _asks_identity_only(info: GraphQLResolveInfo) -> bool:
@@ -441,9 +450,44 @@ REFERENCE_FIELDS = {
     "FlightTask": ("organization", "field", "survey"),
 }
 
-SOURCE_RESOLVERS: dict[Resolver, Callable[[dict[str, Any]], Any]] = {resolve_action: action_of}
-"""Resolvers whose value is a function of their source dict alone (the fast execution path
-calls the function directly)."""
+# -- values read from the source alone (the fast execution path) -------------------------------
+
+RUN_RESOLVER = object()
+"""A source reader's answer when the value cannot be read from the source: run the resolver."""
+SourceReader = Callable[[dict[str, Any]], Any]
+
+
+def _reference_reader(field_name: str, selected: frozenset[str] | None) -> SourceReader | None:
+    if selected is None or not selected <= IDENTITY_FIELDS:
+        return None
+    return lambda source: source.get(field_name)
+
+
+def _action_reader(_field_name: str, _selected: frozenset[str] | None) -> SourceReader:
+    return action_of
+
+
+def _image_count_reader(_field_name: str, selected: frozenset[str] | None) -> SourceReader | None:
+    """`images { total_count }` of a mosaic: the count its representation holds."""
+    if selected is None or not selected <= {"total_count", "__typename"}:
+        return None
+
+    def read(source: dict[str, Any]) -> Any:
+        known = (source.get("images") or {}).get("total_count")
+        return RUN_RESOLVER if known is None else {"total_count": known}
+
+    return read
+
+
+SOURCE_READERS: dict[Resolver, Callable[[str, frozenset[str] | None], SourceReader | None]] = {
+    resolve_action: _action_reader,
+    resolve_reference: _reference_reader,
+    resolve_mosaic_images: _image_count_reader,
+}
+"""Resolvers whose value, for some selections and without arguments, is read from the source
+dict alone. Given the field's name and the names its selection asks for, each gives the
+function of the source that reads the value the resolver would return (or RUN_RESOLVER), or
+None when the selection needs the resolver."""
 
 RESOLVERS: dict[str, dict[str, Resolver]] = {
     "Query": {
