@@ -1,38 +1,42 @@
-"""The fast execution path: graphql-core's executor with two costs taken out, same answers.
+"""The fast execution path: graphql-core's executor with its per-field cost taken out.
 
 graphql-core executes every field alike: a resolve-info object, an argument check, the
 resolver, then a generic completion of the value. A sync page of 2,000 mosaics has some
-40,000 such fields, almost all of them plain values read from the item's stored
-representation. `FastExecutor` keeps graphql-core's algorithm (field collection with its
-fragments and directives, abstract types, null propagation, error paths) and completes those
-plain fields itself:
+40,000 such fields, almost all of them plain values of the items' stored representations.
+`FastExecutor` keeps graphql-core's algorithm (field collection with its fragments and
+directives, abstract types, null propagation, error paths) and changes how an object's
+collected fields are completed when its value is a dict:
 
-* a field without arguments and without a resolver of its own, whose type is a scalar or an
-  enum (or `__typename`), on a dict source, is read with `dict.get` and checked with the type's
-  own test (`type(value) is str` for a `String`, the 32-bit range for an `Int`, the type's
-  `coerce_output_value` for an enum or a custom scalar);
-* anything else, or such a field whose value is not what its type accepts as is (null in a
-  non-null field, a number in a `String`, an enum value the type does not know, …), is executed
-  by graphql-core's `execute_field` for that one field, so its value, its error message and its
-  path are graphql-core's own.
+* each collected selection set becomes a compiled function (`compiled_selections`) that reads
+  a plain field with `dict.get` and keeps the value when the field's type takes it unchanged
+  (`type(value) is str` for a `String`, the 32-bit range for an `Int`, the type's own
+  coercion for an enum or a custom scalar), completes a dict-valued object field and a list of
+  dicts directly, and reads the fields some resolvers compute from the source alone
+  (`resolvers.SOURCE_READERS`: `action`, references asked for their id, a mosaic's image count);
+* anything else — a field with a resolver or arguments, a null in a non-null field, a value the
+  type would coerce or refuse, an item whose `__typename` is not a possible type — is executed
+  by graphql-core's own `execute_field` (or list item completion) for that one field, so its
+  value, its error message and its path are graphql-core's.
 
 Variables of type `[String!]` / `[String!]!` whose values are lists of strings (the hash lists
 of every sync query) are taken as given instead of being coerced element by element; any
-other value goes through graphql-core's coercion and errors. Nothing here changes what a
-document means: tests/test_fast_path_differential.py runs generated documents through this
-executor and through plain graphql-core and compares the answers.
+other value goes through graphql-core's coercion and its errors. Nothing here changes what a
+document means: tests/test_fast_path.py and tests/test_fast_path_differential.py run documents
+through this executor and through plain graphql-core and compare the answers.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLField,
+    GraphQLLeafType,
     GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -57,147 +61,86 @@ from graphql.execution.get_variable_signature import get_variable_signature
 from graphql.execution.values import VariableValueSource
 from graphql.pyutils import Path
 
+from fieldsync.api.compiled_selections import (
+    Complete,
+    FieldRead,
+    Getter,
+    builtin_test,
+    compile_selection,
+)
 from fieldsync.api.limits import DeadlineExecutor, ExecutionStopped
 from fieldsync.api.resolvers import RUN_RESOLVER, SOURCE_READERS, selected_names
 
 _AS_IS = RUN_RESOLVER
 """A step's answer when graphql-core must execute the field (its value is not one the field's
 type takes unchanged, or a resolver must compute it)."""
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-def _is_string(value: Any) -> bool:
-    return type(value) is str
+@cache
+def _coercion(leaf: GraphQLLeafType) -> Callable[[Any], Any]:
+    """A leaf type's output coercion, giving `_AS_IS` where graphql-core would report an error
+    (it then does, with its own message)."""
+    coerce: Callable[[Any], Any] = leaf.coerce_output_value
 
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int and _INT_MIN <= value <= _INT_MAX
-
-
-def _is_float(value: Any) -> bool:
-    return type(value) is float and math.isfinite(value)
-
-
-def _is_boolean(value: Any) -> bool:
-    return type(value) is bool
-
-
-_UNCHANGED_BY: dict[str, Callable[[Any], bool]] = {
-    "String": _is_string,
-    "ID": _is_string,
-    "Int": _is_int,
-    "Float": _is_float,
-    "Boolean": _is_boolean,
-}
-"""For each built-in scalar: is a value one its output coercion returns unchanged?"""
-
-
-Getter = Callable[[dict[str, Any]], Any]
-Step = Callable[["FastExecutor", dict[str, Any], "Path | None", str, FieldDetailsList], Any]
-"""Completes one collected field on a dict source: its value, or `_AS_IS` to have
-graphql-core execute the field."""
-
-
-def _leaf_step(get: Getter, field_type: GraphQLOutputType) -> Step | None:
-    """A scalar or enum field: its value as the type takes it unchanged, else `_AS_IS`."""
-    nullable = not is_non_null_type(field_type)
-    named = get_nullable_type(field_type)
-    if not is_leaf_type(named):
-        return None
-    unchanged = _UNCHANGED_BY.get(named.name)
-    coerce: Callable[[Any], Any] = named.coerce_output_value
-
-    def complete(
-        _executor: FastExecutor, source: dict[str, Any], _path: Any, _key: str, _details: Any
-    ) -> Any:
-        value = get(source)
-        if value is None:
-            return None if nullable else _AS_IS
-        if unchanged is not None:
-            return value if unchanged(value) else _AS_IS
+    def coerced(value: Any) -> Any:
         try:
-            coerced = coerce(value)
-        except Exception:  # graphql-core reports it, with its own message
+            result = coerce(value)
+        except Exception:
             return _AS_IS
-        return _AS_IS if coerced is None or coerced is Undefined else coerced
+        return _AS_IS if result is None or result is Undefined else result
 
-    return complete
-
-
-def _object_step(
-    get: Getter, field_type: GraphQLOutputType, parent_type: GraphQLObjectType
-) -> Step | None:
-    """An object-typed field whose value is a dict: its selection completed on that dict."""
-    nullable = not is_non_null_type(field_type)
-    named = get_nullable_type(field_type)
-    if not is_object_type(named) or named.is_type_of is not None:
-        return None
-    object_type: GraphQLObjectType = named
-    parent_name = parent_type.name
-
-    def complete(
-        executor: FastExecutor,
-        source: dict[str, Any],
-        path: Any,
-        key: str,
-        details: FieldDetailsList,
-    ) -> Any:
-        value = get(source)
-        if value is None:
-            return None if nullable else _AS_IS
-        if type(value) is not dict:
-            return _AS_IS
-        field_path = Path(path, key, parent_name)
-        try:
-            grouped = executor.collect_subfields(object_type, details).grouped_field_set
-            return executor.execute_fields(object_type, value, field_path, grouped, None)
-        except Exception as raw_error:  # as graphql-core's execute_field handles it
-            executor.handle_field_error(raw_error, field_type, details, field_path)
-            return None
-
-    return complete
+    return coerced
 
 
-def _typename_step(type_name: str) -> Step:
-    def complete(
-        _executor: FastExecutor, _source: Any, _path: Any, _key: str, _details: Any
-    ) -> str:
-        return type_name
-
-    return complete
-
-
-def _getter(field: GraphQLField, name: str, details: FieldDetailsList) -> Getter | None:
-    """How a field's value is read from its source dict, if it can be."""
+def _getter(
+    field: GraphQLField, name: str, details: FieldDetailsList
+) -> tuple[bool, Getter | None]:
+    """Whether a field's value is read from its source dict, and how: None for
+    `source.get(name)`, else a function of the source (not readable: a resolver must run)."""
     node = details[0].node
     if field.resolve is None:
-        if field.args or node.arguments:
-            return None
-        return lambda source: source.get(name)
+        return not (field.args or node.arguments), None
     reader = SOURCE_READERS.get(field.resolve)
     if reader is None or node.arguments:
-        return None
-    return reader(name, selected_names(to_nodes(details)))
+        return False, None
+    get = reader(name, selected_names(to_nodes(details)))
+    return get is not None, get
 
 
-def _field_step(
-    schema: GraphQLSchema, parent_type: GraphQLObjectType, details: FieldDetailsList
-) -> Step | None:
-    """The fast completion of one collected field, or None: graphql-core executes it."""
-    node = details[0].node
-    name = node.name.value
+def _field_read(
+    schema: GraphQLSchema, parent_type: GraphQLObjectType, key: str, details: FieldDetailsList
+) -> FieldRead:
+    """How the compiled selection completes one collected field."""
+    name = details[0].node.name.value
     if name == "__typename":
-        return _typename_step(parent_type.name)
+        return FieldRead(key, "typename", parent_type.name)
+    execute = FieldRead(key, "execute")
     field: GraphQLField | None = schema.get_field(parent_type, name)
     if field is None:
-        return None
-    get = _getter(field, name, details)
-    if get is None:
-        return None
-    return _leaf_step(get, field.type) or _object_step(get, field.type, parent_type)
+        return execute
+    readable, get = _getter(field, name, details)
+    if not readable:
+        return execute
+    read = partial(
+        FieldRead, key, field_name=name, nullable=not is_non_null_type(field.type), get=get
+    )
+    named = get_nullable_type(field.type)
+    if is_leaf_type(named):
+        test = builtin_test(named.name)
+        if test is not None:
+            return read("leaf", leaf_test=test)
+        return read("leaf", coerce=_coercion(named))
+    if is_object_type(named) and named.is_type_of is None:
+        return read("object", object_type=named, field_type=field.type)
+    return execute
 
 
-Plan = list[tuple[str, FieldDetailsList, Step | None]]
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    complete: Complete
+    details: tuple[FieldDetailsList, ...]
+    grouped_field_set: GroupedFieldSet
+    """Kept with its plan, so that its id cannot be reused during the request."""
 
 
 class FastExecutor(DeadlineExecutor):
@@ -205,7 +148,7 @@ class FastExecutor(DeadlineExecutor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plans: dict[int, tuple[GroupedFieldSet, Plan]] = {}
+        self._plans: dict[int, _Plan] = {}
         self._item_types: dict[GraphQLOutputType, ItemTypes | None] = {}
 
     @classmethod
@@ -248,24 +191,47 @@ class FastExecutor(DeadlineExecutor):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        if type(source_value) is not dict:
+        if type(source_value) is not dict or position_context is not None:
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        results: dict[str, Any] = {}
-        for response_name, details, step in self._plan(parent_type, grouped_field_set):
-            if step is not None:
-                value = step(self, source_value, path, response_name, details)
-                if value is not _AS_IS:
-                    results[response_name] = value
-                    continue
-            field_path = Path(path, response_name, parent_type.name)
-            result = self.execute_field(
-                parent_type, source_value, details, field_path, position_context
-            )
-            if result is not Undefined:
-                results[response_name] = result
-        return results
+        plan = self._plan(parent_type, grouped_field_set)
+        return plan.complete(self, source_value, path, plan.details)
+
+    def run_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: dict[str, Any],
+        details: FieldDetailsList,
+        path: Path | None,
+        key: str,
+        results: dict[str, Any],
+    ) -> None:
+        """Execute one field with graphql-core, into `results`."""
+        field_path = Path(path, key, parent_type.name)
+        result = self.execute_field(parent_type, source, details, field_path, None)
+        if result is not Undefined:
+            results[key] = result
+
+    def complete_object(
+        self,
+        object_type: GraphQLObjectType,
+        field_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        value: dict[str, Any],
+        path: Path | None,
+        key: str,
+        parent_type: GraphQLObjectType,
+    ) -> Any:
+        """An object field's dict value completed, its errors handled as graphql-core's
+        `execute_field` handles them (a non-null field's error goes up to its parent)."""
+        field_path = Path(path, key, parent_type.name)
+        try:
+            grouped = self.collect_subfields(object_type, details).grouped_field_set
+            return self.execute_fields(object_type, value, field_path, grouped, None)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_type, details, field_path)
+            return None
 
     def complete_list_value(
         self,
@@ -323,17 +289,20 @@ class FastExecutor(DeadlineExecutor):
             self._item_types[item_type] = _object_types_of(self.schema, item_type, self)
         return self._item_types[item_type]
 
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
-        """The steps of a collected selection set (made once per set and request)."""
-        cached = self._plans.get(id(grouped_field_set))
-        if cached is not None:
-            return cached[1]
-        plan = [
-            (response_name, details, _field_step(self.schema, parent_type, details))
-            for response_name, details in grouped_field_set.items()
-        ]
-        # The set is kept with its plan, so its id cannot be reused during the request.
-        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
+        """The compiled completion of a collected selection set (found once per request)."""
+        plan = self._plans.get(id(grouped_field_set))
+        if plan is None:
+            reads = [
+                _field_read(self.schema, parent_type, key, details)
+                for key, details in grouped_field_set.items()
+            ]
+            plan = _Plan(
+                compile_selection(parent_type, reads, _AS_IS),
+                tuple(grouped_field_set.values()),
+                grouped_field_set,
+            )
+            self._plans[id(grouped_field_set)] = plan
         return plan
 
 

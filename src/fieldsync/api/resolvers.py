@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from graphql import FieldNode
@@ -457,6 +457,7 @@ RUN_RESOLVER = object()
 SourceReader = Callable[[dict[str, Any]], Any]
 
 
+@cache
 def _reference_reader(field_name: str, selected: frozenset[str] | None) -> SourceReader | None:
     if selected is None or not selected <= IDENTITY_FIELDS:
         return None
@@ -467,6 +468,7 @@ def _action_reader(_field_name: str, _selected: frozenset[str] | None) -> Source
     return action_of
 
 
+@cache
 def _image_count_reader(_field_name: str, selected: frozenset[str] | None) -> SourceReader | None:
     """`images { total_count }` of a mosaic: the count its representation holds."""
     if selected is None or not selected <= {"total_count", "__typename"}:
