@@ -149,6 +149,7 @@ class FastExecutor(DeadlineExecutor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[int, _Plan] = {}
+        self._subfield_plans: dict[tuple[GraphQLObjectType, int], _Plan] = {}
         self._item_types: dict[GraphQLOutputType, ItemTypes | None] = {}
 
     @classmethod
@@ -227,8 +228,8 @@ class FastExecutor(DeadlineExecutor):
         `execute_field` handles them (a non-null field's error goes up to its parent)."""
         field_path = Path(path, key, parent_type.name)
         try:
-            grouped = self.collect_subfields(object_type, details).grouped_field_set
-            return self.execute_fields(object_type, value, field_path, grouped, None)
+            plan = self._subfields_plan(object_type, details)
+            return plan.complete(self, value, field_path, plan.details)
         except Exception as raw_error:
             self.handle_field_error(raw_error, field_type, details, field_path)
             return None
@@ -276,8 +277,8 @@ class FastExecutor(DeadlineExecutor):
                 )
                 continue
             try:
-                grouped = self.collect_subfields(runtime, field_details_list).grouped_field_set
-                completed.append(self.execute_fields(runtime, item, item_path, grouped, None))
+                plan = self._subfields_plan(runtime, field_details_list)
+                completed.append(plan.complete(self, item, item_path, plan.details))
             except Exception as raw_error:  # as graphql-core's complete_list_item_value
                 self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                 completed.append(None)
@@ -288,6 +289,16 @@ class FastExecutor(DeadlineExecutor):
         if item_type not in self._item_types:
             self._item_types[item_type] = _object_types_of(self.schema, item_type, self)
         return self._item_types[item_type]
+
+    def _subfields_plan(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> _Plan:
+        """The plan of a field's selection on one object type (`collect_subfields` and
+        `_plan` in one lookup; the field's details live as long as the request)."""
+        key = (object_type, id(details))
+        plan = self._subfield_plans.get(key)
+        if plan is None:
+            grouped = self.collect_subfields(object_type, details).grouped_field_set
+            plan = self._subfield_plans[key] = self._plan(object_type, grouped)
+        return plan
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
         """The compiled completion of a collected selection set (found once per request)."""
