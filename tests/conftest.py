@@ -215,7 +215,9 @@ class InProcessServer:
     """The FieldSync app served in process through Starlette's TestClient: no socket and no
     server, but the same ASGI app (middleware and lifespan included) as a real server."""
 
-    def __init__(self, engine: Engine, database_url: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, engine: Engine, database_url: str, max_body_bytes: int, **settings: Any
+    ) -> None:
         with warnings.catch_warnings():
             # Starlette prefers httpx2 for its TestClient; the project (and every test's
             # types) use httpx, which the TestClient still fully supports.
@@ -227,10 +229,12 @@ class InProcessServer:
 
         self.engine = engine
         self.database_url = database_url
-        settings = Settings(database_url=database_url, max_body_bytes=max_body_bytes)
         self.url = "http://127.0.0.1/graphql"
         self._client = TestClient(
-            create_app(engine, settings),
+            create_app(
+                engine,
+                Settings(database_url=database_url, max_body_bytes=max_body_bytes, **settings),
+            ),
             base_url="http://127.0.0.1",
             raise_server_exceptions=False,
         )

@@ -236,6 +236,7 @@ def test_bad_serve_options(arguments: list[str], expected: str) -> None:
         ("FIELDSYNC_LOG_LEVEL", "verbose", "FIELDSYNC_LOG_LEVEL must be one of debug, info"),
         ("FIELDSYNC_REQUEST_TIMEOUT", "soon", "FIELDSYNC_REQUEST_TIMEOUT must be a number"),
         ("FIELDSYNC_INTROSPECTION", "maybe", "FIELDSYNC_INTROSPECTION must be 1/true"),
+        ("FIELDSYNC_FAST_PATH", "maybe", "FIELDSYNC_FAST_PATH must be 1/true"),
         ("FIELDSYNC_MAX_HASHES", "-1", "FIELDSYNC_MAX_HASHES must be a whole number"),
     ],
 )
@@ -250,7 +251,9 @@ def test_bad_environment_values(
 
 
 def test_environment_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(port=9001, request_timeout=2.5, max_hashes=7, introspection=False)
+    settings = Settings(
+        port=9001, request_timeout=2.5, max_hashes=7, introspection=False, fast_path=False
+    )
     for name, value in settings.to_environment().items():
         monkeypatch.setenv(name, value)
     assert Settings.from_environment() == settings

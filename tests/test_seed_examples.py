@@ -4,7 +4,9 @@ Each example query is read from its seed file at test time (`tests/fixtures/seed
 of the source documents kept in the repository) together with its documented response. Over
 the seed world (`seed_world.py`, whose ids match the examples) every query must answer 200
 without errors, in exactly the documented shape, with the documented page sizes, and a client
-looping on it (sync-semantics.md §3) must end up holding exactly the live scope.
+looping on it (sync-semantics.md §3) must end up holding exactly the live scope. Every request
+runs on both execution paths (the fast path and graphql-core's standard execution), which must
+answer alike.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from graphql import GraphQLNonNull, GraphQLObjectType, build_schema
+from sqlalchemy import Engine
 
 from fieldsync.api.schema import schema_sdl
 from fieldsync.tokens import create_token
 from tests import seed_world as sw
-from tests.conftest import ServerClient
+from tests.conftest import DEFAULT_BODY_LIMIT, InProcessServer, ServerClient
 
 HASH_RE = re.compile(r"^[A-Za-z0-9+/]{16}$")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -285,6 +290,36 @@ def sync_until_done(
 
 
 # -- tests ---------------------------------------------------------------------------------
+
+
+class BothPaths:
+    """A `ServerClient` that sends every request to the app on the fast execution path and on
+    graphql-core's standard one, over the same database: the two answers must be the same
+    (status and body, byte for byte), and the test checks that answer. Both paths run every
+    example without building its world twice."""
+
+    def __init__(self, fast: InProcessServer, plain: InProcessServer) -> None:
+        self.fast, self.plain = fast, plain
+        self.url, self.http = fast.url, fast.http
+
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        answer = self.fast.post(query, variables, token)
+        plain = self.plain.post(query, variables, token)
+        assert (answer.status_code, answer.content) == (plain.status_code, plain.content), query
+        return answer
+
+
+@pytest.fixture
+def app_server(engine: Engine, database_url: str) -> Iterator[BothPaths]:
+    servers = [
+        InProcessServer(engine, database_url, DEFAULT_BODY_LIMIT, fast_path=fast_path)
+        for fast_path in (True, False)
+    ]
+    yield BothPaths(*servers)
+    for server in servers:
+        server.stop()
 
 
 @pytest.mark.parametrize("name", list(SETUPS))

@@ -713,15 +713,25 @@ class SyncMachine(RuleBasedStateMachine):
             assert is_empty(page) and page["remaining_count"] == 0, (client.label, page)
 
 
+# Both execution paths run the machine, each with half the profile's examples.
+EXECUTION_PATHS = pytest.mark.parametrize(
+    "fast_path", [True, False], ids=["fast_path", "graphql_core"]
+)
+
+
 @pytest.mark.slow
-def test_every_sync_query_converges_while_data_changes(engine: Engine) -> None:
-    executor = GraphQLExecutor(schema(), engine)
+@EXECUTION_PATHS
+def test_every_sync_query_converges_while_data_changes(engine: Engine, fast_path: bool) -> None:
+    executor = GraphQLExecutor(schema(), engine, fast_path=fast_path)
 
     class OnThisDatabase(SyncMachine):
         def __init__(self) -> None:
             super().__init__(engine, executor)
 
-    run_state_machine_as_test(OnThisDatabase, settings=settings(stateful_step_count=STEPS))
+    per_path = max(1, math.ceil(settings().max_examples / 2))
+    run_state_machine_as_test(
+        OnThisDatabase, settings=settings(stateful_step_count=STEPS, max_examples=per_path)
+    )
 
 
 # -- paging ------------------------------------------------------------------------------------
@@ -743,7 +753,8 @@ def _fields_in(engine: Engine, organizations: Iterable[str], order: list[str]) -
     return {s: current[s] for s in order if s in current}
 
 
-def test_sync_fields_pages_through_hundreds_of_fields(engine: Engine) -> None:
+@EXECUTION_PATHS
+def test_sync_fields_pages_through_hundreds_of_fields(engine: Engine, fast_path: bool) -> None:
     user, root, child = new_id("US"), new_id("OR"), new_id("OR")
     # 350 fields, 3 of every 7 in the child organization: 200 in root, 150 in child.
     order = [new_id("AS") for _ in range(350)]
@@ -772,7 +783,9 @@ def test_sync_fields_pages_through_hundreds_of_fields(engine: Engine) -> None:
         },
         now=T0,
     )
-    harness = SyncHarness(GraphQLExecutor(schema(), engine), create_token(engine, user))
+    harness = SyncHarness(
+        GraphQLExecutor(schema(), engine, fast_path=fast_path), create_token(engine, user)
+    )
     tree = Client(
         "sync_fields(root, descendants=true)",
         SYNC_FIELDS,

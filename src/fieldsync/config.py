@@ -52,6 +52,9 @@ class Settings:
     # Operations (see docs/operations.md).
     log_format: str = "json"
     graphiql: bool = True
+    fast_path: bool = True
+    """Sync queries may run on the compiled fast path; False runs every request through
+    graphql-core's standard execution (an escape hatch)."""
     max_concurrent_requests: int = 8
     max_queued_requests: int = 16
     queue_timeout: float = 2.0
@@ -120,6 +123,7 @@ class Settings:
         return {
             "FIELDSYNC_LOG_FORMAT": self.log_format,
             "FIELDSYNC_GRAPHIQL": "1" if self.graphiql else "0",
+            "FIELDSYNC_FAST_PATH": "1" if self.fast_path else "0",
             "FIELDSYNC_MAX_CONCURRENT_REQUESTS": str(self.max_concurrent_requests),
             "FIELDSYNC_MAX_QUEUED_REQUESTS": str(self.max_queued_requests),
             "FIELDSYNC_QUEUE_TIMEOUT": repr(self.queue_timeout),
@@ -181,6 +185,7 @@ def _operations_from_environment(env: Mapping[str, str], defaults: Settings) -> 
     return {
         "log_format": _choice(env, "FIELDSYNC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
         "graphiql": _bool(env, "FIELDSYNC_GRAPHIQL", defaults.graphiql),
+        "fast_path": _bool(env, "FIELDSYNC_FAST_PATH", defaults.fast_path),
         "max_concurrent_requests": _int(
             env, "FIELDSYNC_MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests, 1
         ),

@@ -259,6 +259,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         engine,
         limits,
         introspection=settings.introspection,
+        fast_path=settings.fast_path,
         rate_limiter=rate_limiter_for(engine, settings.rate_limit),
         token_uses=TokenUseRecorder(engine),
         blobs=blobs,

@@ -169,11 +169,13 @@ def _setting_option(name: str, kind: Any, help_text: str) -> Callable[[F], F]:
 
 def _switch_option(name: str, help_text: str) -> Callable[[F], F]:
     """`--NAME/--no-NAME` for a yes/no setting, with its FIELDSYNC_* variable and default."""
-    envvar = f"FIELDSYNC_{name.upper()}"
+    setting = name.replace("-", "_")
+    envvar = f"FIELDSYNC_{setting.upper()}"
     return click.option(
         f"--{name}/--no-{name}",
+        setting,
         envvar=envvar,
-        default=getattr(DEFAULTS, name),
+        default=getattr(DEFAULTS, setting),
         show_default=True,
         help=f"{help_text} [env: {envvar}]",
     )
@@ -211,12 +213,17 @@ def limit_options(function: F) -> F:
 
 
 def operations_options(function: F) -> F:
-    """`serve` options of docs/operations.md: logs, GraphiQL, admission, shutdown."""
+    """`serve` options of docs/operations.md: logs, GraphiQL, fast path, admission, shutdown."""
     options = [
         _setting_option(
             "log-format", click.Choice(LOG_FORMATS), "One JSON object per log line, or text"
         ),
         _switch_option("graphiql", "Serve GraphiQL to browsers at /graphql"),
+        _switch_option(
+            "fast-path",
+            "Run sync queries on the compiled fast path; --no-fast-path runs every request "
+            "through graphql-core's standard execution",
+        ),
         _setting_option(
             "max-concurrent-requests",
             click.IntRange(min=1),
