@@ -134,7 +134,7 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
         .where(live_in_scope)
         .order_by(items.c.created_at, items.c.id),
     )
-    held = set(client.raw)
+    held = client.held
     live_hashes = {row[0] for row in live}
     unmatched = [h for h in client.raw if h not in live_hashes]
 
