@@ -7,6 +7,7 @@ every script. Each input pattern is checked here with such a value.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -70,6 +71,32 @@ def test_the_joined_fast_path_rejects_a_final_newline() -> None:
     hashes = ["BBBBBBBBBBBBBBBB", "AAAAAAAAAAAAAAA\n"]
     parsed = parse_client_hashes(hashes)
     assert parsed.malformed == ["AAAAAAAAAAAAAAA\n"] and len(parsed.raw) == 1
+
+
+@pytest.mark.parametrize(
+    "hashes",
+    [
+        ["AAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBB"],  # 15 + 17 characters: 32 of the alphabet
+        ["AAAAAAAAAAAAAA==", "BBBBBBBBBBBBBBBB"],  # padding inside the joined text
+        ["BBBBBBBBBBBBBBBB", "AAAAAAAAAAAAAA=="],  # padding at its end
+        ["AAAAAAAAAAAAAAA=", "BBBBBBBBBBBBBBBB", "CCCCCCCCCCCCCCCC="],
+        ["AAAAAAAAAAAAAAA-", "AAAAAAAAAAAAAAA_", "BBBBBBBBBBBBBBBB"],  # URL-safe alphabet
+        ["AAAAAAAAAAAAAAAé", "BBBBBBBBBBBBBBBB"],  # outside ASCII
+        ["AAAA AAAAAAAAAAA", "BBBBBBBBBBBBBBBB"],
+        ["", "BBBBBBBBBBBBBBBB", "B" * 32, "BBBBBBBBBBBBBBBB", ""],  # duplicates count once
+        ["abcdefghijklmnop", "ABCDEFGHIJKLMNOP", "abcdefghijklmnop", "0123456789+/+/+/"],
+    ],
+)
+def test_hashes_decoded_together_are_checked_one_by_one(hashes: list[str]) -> None:
+    """Whether the hashes are decoded in one call or one by one, each string is judged alone:
+    the same decoded values and the same malformed strings, in first-seen order."""
+    distinct = list(dict.fromkeys(hashes))
+    expected_raw = [base64.b64decode(text) for text in distinct if is_well_formed(text)]
+    parsed = parse_client_hashes(hashes)
+    assert parsed.raw == expected_raw
+    assert parsed.malformed == [text for text in distinct if not is_well_formed(text)]
+    assert all(value in parsed.held for value in expected_raw)
+    assert base64.b64decode("BBBBBBBBBBBBBBBB") not in parse_client_hashes([]).held
 
 
 def test_sync_reports_a_held_hash_with_a_newline_as_invalid(

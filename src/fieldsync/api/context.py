@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, bindparam, select
 
 from fieldsync.access import (
-    administered_organization_ids,
+    OrganizationAccess,
     colleague_organization_ids,
-    readable_organization_ids,
+    organization_access,
     visible_user_sentera_ids,
-    writable_organization_ids,
 )
 from fieldsync.blobs.context import BlobContext
 from fieldsync.blobs.uploads import StoredBytes, attach
@@ -52,6 +51,14 @@ def organization_query() -> Any:
         orgs.c.updated_at,
         parent.c.sentera_id.label("parent_sid"),
     ).outerjoin(parent, parent.c.id == orgs.c.parent_id)
+
+
+_USERS_BY_SENTERA_ID: Select[Any] = select(t.users).where(
+    t.users.c.sentera_id.in_(bindparam("sentera_ids", expanding=True))
+)
+_ORGANIZATIONS_BY_SENTERA_ID: Select[Any] = organization_query().where(
+    t.organizations.c.sentera_id.in_(bindparam("sentera_ids", expanding=True))
+)
 
 
 class Loader:
@@ -115,8 +122,7 @@ class Loader:
         if kind.sync is not None:
             return load_representations(self.conn, kind, sorted(sentera_ids), by="sentera_id")
         if code is TypeCode.USER:
-            users = t.users
-            rows = self.conn.execute(select(users).where(users.c.sentera_id.in_(sentera_ids)))
+            rows = self.conn.execute(_USERS_BY_SENTERA_ID, {"sentera_ids": sorted(sentera_ids)})
             return {
                 row.sentera_id: {
                     "__typename": "User",
@@ -128,8 +134,10 @@ class Loader:
                 for row in rows
             }
         if code is TypeCode.ORGANIZATION:
-            query = organization_query().where(t.organizations.c.sentera_id.in_(sentera_ids))
-            return {row.sentera_id: organization_object(row) for row in self.conn.execute(query)}
+            rows = self.conn.execute(
+                _ORGANIZATIONS_BY_SENTERA_ID, {"sentera_ids": sorted(sentera_ids)}
+            )
+            return {row.sentera_id: organization_object(row) for row in rows}
         return {}
 
 
@@ -144,7 +152,7 @@ class RequestContext:
     """The blob store and link signer (None: this server stores no bytes)."""
     base_url: str = ""
     """The request's base URL, for absolute links (unless a public URL is configured)."""
-    _readable: set[int] | None = None
+    _access: OrganizationAccess | None = None
     _write_access: WriteAccess | None = None
     _colleagues_of: set[int] | None = None
     identity_only: dict[int, bool] = field(default_factory=dict)
@@ -174,8 +182,8 @@ class RequestContext:
                 self.viewer.user_id,
                 self.viewer.sentera_id,
                 readable=self.readable,
-                writable=writable_organization_ids(self.conn, self.viewer.user_id),
-                administered=administered_organization_ids(self.conn, self.viewer.user_id),
+                writable=self.organization_access.writable,
+                administered=self.organization_access.administered,
             )
         return self._write_access
 
@@ -210,8 +218,14 @@ class RequestContext:
         return self._colleagues_of
 
     @property
+    def organization_access(self) -> OrganizationAccess:
+        """The organizations the caller reads, writes and administers (computed once, in one
+        statement, for the whole request)."""
+        if self._access is None:
+            self._access = organization_access(self.conn, self.viewer.user_id)
+        return self._access
+
+    @property
     def readable(self) -> set[int]:
         """Internal ids of the organizations the caller may read (computed once)."""
-        if self._readable is None:
-            self._readable = readable_organization_ids(self.conn, self.viewer.user_id)
-        return self._readable
+        return self.organization_access.readable

@@ -372,13 +372,20 @@ def owner_sentera_ids(
         by_type.setdefault(owner_type, set()).add(owner_id)
     found: dict[tuple[str, int], str] = {}
     for owner_type, ids in by_type.items():
-        table = OWNER_TABLES[owner_type]
+        statement = _OWNER_SENTERA_IDS[owner_type]
         for part in chunks(sorted(ids)):
-            for row in conn.execute(
-                select(table.c.id, table.c.sentera_id).where(table.c.id.in_(part))
-            ):
+            for row in conn.execute(statement, {"ids": list(part)}):
                 found[(owner_type, row.id)] = row.sentera_id
     return found
+
+
+# Per owner type, built once: (id, sentera_id) of the rows whose id is in the expanding `ids`.
+_OWNER_SENTERA_IDS = {
+    owner_type: select(table.c.id, table.c.sentera_id).where(
+        table.c.id.in_(bindparam("ids", expanding=True))
+    )
+    for owner_type, table in OWNER_TABLES.items()
+}
 
 
 def counted_links(*columns: Any) -> Select[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from fieldsync.storage import tables as t
 
@@ -85,32 +85,44 @@ def tokens_of_user(conn: Connection, user_id: int) -> list[TokenRow]:
     return [TokenRow(*row) for row in rows]
 
 
+# The two statements of every request, built once: each call only binds values.
+_FIND_LIVE_TOKEN = (
+    select(_tokens.c.id, t.users.c.id, t.users.c.sentera_id, _tokens.c.expires_at)
+    .join(t.users, t.users.c.id == _tokens.c.user_id)
+    .where(
+        _tokens.c.token_hash == bindparam("token_hash"),
+        _tokens.c.revoked_at.is_(None),
+        t.users.c.deleted_at.is_(None),
+    )
+)
+_STALE_TOKEN = (
+    select(_tokens.c.id)
+    .where(
+        _tokens.c.id == bindparam("token_id"),
+        or_(
+            _tokens.c.last_used_at.is_(None),
+            _tokens.c.last_used_at <= bindparam("stale_before", type_=_tokens.c.last_used_at.type),
+        ),
+    )
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_NOTE_LAST_USE = (
+    update(_tokens)
+    .where(_tokens.c.id == _STALE_TOKEN)
+    .values(last_used_at=bindparam("now", type_=_tokens.c.last_used_at.type))
+)
+
+
 def find_live_token(conn: Connection, token_hash: str) -> LiveToken | None:
     """The unrevoked token with this hash, of a user that is not deleted (expiry not checked)."""
-    users = t.users
-    row = conn.execute(
-        select(_tokens.c.id, users.c.id, users.c.sentera_id, _tokens.c.expires_at)
-        .join(users, users.c.id == _tokens.c.user_id)
-        .where(
-            _tokens.c.token_hash == token_hash,
-            _tokens.c.revoked_at.is_(None),
-            users.c.deleted_at.is_(None),
-        )
-    ).first()
+    row = conn.execute(_FIND_LIVE_TOKEN, {"token_hash": token_hash}).first()
     return None if row is None else LiveToken(*row)
 
 
 def note_last_use(conn: Connection, token_id: int, now: datetime, every: timedelta) -> bool:
     """Set `last_used_at` unless it was set less than `every` ago, or the row is locked by
     another transaction (skipped, never waited for). True when the row was written."""
-    stale = (
-        select(_tokens.c.id)
-        .where(
-            _tokens.c.id == token_id,
-            or_(_tokens.c.last_used_at.is_(None), _tokens.c.last_used_at <= now - every),
-        )
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    result = conn.execute(update(_tokens).where(_tokens.c.id == stale).values(last_used_at=now))
+    parameters = {"token_id": token_id, "stale_before": now - every, "now": now}
+    result = conn.execute(_NOTE_LAST_USE, parameters)
     return result.rowcount > 0

@@ -6,15 +6,16 @@ through that one connection, so the page and `remaining_count` always agree.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
-    FromClause,
+    Integer,
     LargeBinary,
+    Select,
     and_,
     bindparam,
     column,
@@ -33,6 +34,7 @@ from fieldsync.model.kinds import EntityKind
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import CLIENT_HASHES_TABLE
 from fieldsync.storage.sql import chunks, fetch_tuples
+from fieldsync.sync.representation_cache import REPRESENTATIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,40 +75,109 @@ def invalid_hash_errors(malformed: Sequence[str]) -> list[SyncError]:
 
 
 def _scope_clause(
-    type_column: ColumnElement[Any],
-    id_column: ColumnElement[Any],
-    keys: Mapping[str, Sequence[int]],
+    type_column: ColumnElement[Any], id_column: ColumnElement[Any], scope_types: Sequence[str]
 ) -> ColumnElement[bool]:
+    """Items of any of the scope types whose scope id is in that type's list: the values are
+    bound per call (`_scope_parameters`)."""
     parts = [
-        and_(type_column == scope_type, id_column.in_(list(ids)))
-        for scope_type, ids in keys.items()
-        if ids
+        and_(
+            type_column == bindparam(f"scope_type_{n}"),
+            id_column.in_(bindparam(f"scope_ids_{n}", expanding=True)),
+        )
+        for n in range(len(scope_types))
     ]
     if not parts:
         return false()
     return parts[0] if len(parts) == 1 else or_(*parts)
 
 
-def _client_hash_relation(conn: Connection, raw: Sequence[bytes]) -> FromClause:
-    """The client's distinct hashes as the indexed one-column relation `h`.
+def _scope_parameters(scope: Scope) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The scope's shape (its non-empty scope types, sorted: one statement per set of types)
+    and the values to bind."""
+    types = tuple(sorted(scope_type for scope_type, ids in scope.keys.items() if ids))
+    parameters: dict[str, Any] = {}
+    for n, scope_type in enumerate(types):
+        parameters[f"scope_type_{n}"] = scope_type
+        parameters[f"scope_ids_{n}"] = list(scope.keys[scope_type])
+    return types, parameters
 
-    The connection's temporary table is emptied and filled for this call (PostgreSQL also
-    empties it at commit).
-    """
-    client = table(CLIENT_HASHES_TABLE, column("h", LargeBinary))
-    conn.execute(delete(client))  # an earlier sync field of the same request may have used it
-    if conn.dialect.name == "postgresql":
-        # One bytea parameter cut into 12-byte hashes server-side: far cheaper to send than an
-        # array of 100,000 separately escaped values.
-        blob = bindparam("client_blob", value=b"".join(raw), type_=LargeBinary)
-        position = func.generate_series(0, len(raw) - 1).column_valued("n")
-        hashes = select(func.substring(blob, position * HASH_BYTES + 1, HASH_BYTES))
-        conn.execute(insert(client).from_select(["h"], hashes))
-    else:
-        conn.exec_driver_sql(
-            f"INSERT INTO {CLIENT_HASHES_TABLE} (h) VALUES (?)", [(h,) for h in raw]
+
+@dataclass(frozen=True, slots=True)
+class _PageStatements:
+    live: Select[Any]
+    """Every live item of the scope: (content_hash, id), in sync order."""
+    deleted: Select[Any]
+    """The client's unmatched hashes that name an item of the scope no longer live there."""
+
+
+_PAGE_STATEMENTS: dict[tuple[str, tuple[str, ...]], _PageStatements] = {}
+
+
+def _page_statements(kind: EntityKind, scope_types: tuple[str, ...]) -> _PageStatements:
+    """The statements of `compute_page`, built once per kind and scope shape."""
+    key = (kind.name, scope_types)
+    found = _PAGE_STATEMENTS.get(key)
+    if found is not None:
+        return found
+    items, versions = kind.table, t.item_versions
+    live_in_scope = and_(
+        items.c.deleted_at.is_(None),
+        _scope_clause(items.c.scope_type, items.c.scope_id, scope_types),
+    )
+    live = (
+        select(items.c.content_hash, items.c.id)
+        .where(live_in_scope)
+        .order_by(items.c.created_at, items.c.id)
+    )
+    client_hash = _CLIENT_HASHES.alias("client").c.h
+    deleted = (
+        select(
+            versions.c.content_hash,
+            versions.c.representation,
+            items.c.representation.label("last_representation"),
+            items.c.scope_type,
+            items.c.scope_id,
         )
-    return client.alias("client")
+        .join(items, items.c.id == versions.c.item_id)
+        .where(
+            versions.c.content_hash.in_(select(client_hash)),
+            versions.c.kind == kind.name,
+            _scope_clause(versions.c.scope_type, versions.c.scope_id, scope_types),
+            ~live_in_scope,
+        )
+        .order_by(versions.c.item_id, versions.c.content_hash)
+    )
+    return _PAGE_STATEMENTS.setdefault(key, _PageStatements(live, deleted))
+
+
+_CLIENT_HASHES = table(CLIENT_HASHES_TABLE, column("h", LargeBinary))
+_EMPTY_CLIENT_HASHES = delete(_CLIENT_HASHES)
+# PostgreSQL: one bytea parameter cut into 12-byte hashes server-side, far cheaper to send than
+# an array of 100,000 separately escaped values.
+_CLIENT_BLOB = bindparam("client_blob", type_=LargeBinary)
+_CLIENT_POSITION = func.generate_series(0, bindparam("last_position", type_=Integer)).column_valued(
+    "n"
+)
+_FILL_CLIENT_HASHES_FROM_BLOB = insert(_CLIENT_HASHES).from_select(
+    ["h"],
+    select(func.substring(_CLIENT_BLOB, _CLIENT_POSITION * HASH_BYTES + 1, HASH_BYTES)),
+)
+_FILL_CLIENT_HASHES = f"INSERT INTO {CLIENT_HASHES_TABLE} (h) VALUES (?)"
+
+
+def _fill_client_hashes(conn: Connection, raw: Sequence[bytes]) -> None:
+    """Put the client's distinct hashes in the connection's temporary table (`h`, indexed).
+
+    The table is emptied first (PostgreSQL also empties it at commit).
+    """
+    conn.execute(_EMPTY_CLIENT_HASHES)  # an earlier sync field of the same request may have used it
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            _FILL_CLIENT_HASHES_FROM_BLOB,
+            {"client_blob": b"".join(raw), "last_position": len(raw) - 1},
+        )
+    else:
+        conn.exec_driver_sql(_FILL_CLIENT_HASHES, [(h,) for h in raw])
 
 
 def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPage:
@@ -123,51 +194,26 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     kind = scope.kind
     assert kind.sync is not None
     page_size = kind.sync.page_size
-    items = kind.table
-    live_in_scope = and_(
-        items.c.deleted_at.is_(None),
-        _scope_clause(items.c.scope_type, items.c.scope_id, scope.keys),
-    )
-    live = fetch_tuples(
-        conn,
-        select(items.c.content_hash, items.c.id)
-        .where(live_in_scope)
-        .order_by(items.c.created_at, items.c.id),
-    )
-    held = set(client.raw)
+    scope_types, parameters = _scope_parameters(scope)
+    statements = _page_statements(kind, scope_types)
+    live = fetch_tuples(conn, statements.live, parameters)
+    held = client.held
     live_hashes = {row[0] for row in live}
     unmatched = [h for h in client.raw if h not in live_hashes]
 
     deleted: list[dict[str, Any]] = []
     deleted_total = 0
     if unmatched:
-        client_hash = _client_hash_relation(conn, unmatched).c.h
-        versions = t.item_versions
-        deleted_query = (
-            select(
-                versions.c.content_hash,
-                versions.c.representation,
-                items.c.representation.label("last_representation"),
-                items.c.scope_type,
-                items.c.scope_id,
-            )
-            .join(items, items.c.id == versions.c.item_id)
-            .where(
-                versions.c.content_hash.in_(select(client_hash)),
-                versions.c.kind == kind.name,
-                _scope_clause(versions.c.scope_type, versions.c.scope_id, scope.keys),
-                ~live_in_scope,
-            )
-            .order_by(versions.c.item_id, versions.c.content_hash)
-        )
-        rows = conn.execute(deleted_query).all()
+        _fill_client_hashes(conn, unmatched)
+        rows = conn.execute(statements.deleted, parameters).all()
         deleted_total = len(rows)
         type_name = kind.sync.graphql_type
         for row in rows[:page_size]:
             # Deleted here: its final values. Moved out of the scope: the version the client
-            # holds, so nothing of its new place (perhaps another tenant) shows.
+            # holds, so nothing of its new place (perhaps another tenant) shows. Decoded here,
+            # not taken from the representation cache: the entry is changed below.
             deleted_here = row.scope_id in scope.keys.get(row.scope_type, ())
-            entry = json.loads(row.last_representation if deleted_here else row.representation)
+            entry = orjson.loads(row.last_representation if deleted_here else row.representation)
             entry["content_hash"] = encode_hash(row.content_hash)
             entry["__typename"] = type_name
             deleted.append(entry)
@@ -180,27 +226,46 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     return SyncPage(upserted=upserted, deleted=deleted, remaining_count=remaining)
 
 
+_REPRESENTATION_STATEMENTS: dict[tuple[str, str], Select[Any]] = {}
+
+
+def _representation_statement(kind: EntityKind, by: str) -> Select[Any]:
+    """Items' (key, id, content_hash, representation) by `by` in the expanding `keys`, built
+    once per kind and key column."""
+    found = _REPRESENTATION_STATEMENTS.get((kind.name, by))
+    if found is None:
+        items = kind.table
+        key_column = items.c[by]
+        statement: Select[Any] = select(
+            key_column.label("key"), items.c.id, items.c.content_hash, items.c.representation
+        ).where(key_column.in_(bindparam("keys", expanding=True)))
+        found = _REPRESENTATION_STATEMENTS.setdefault((kind.name, by), statement)
+    return found
+
+
 def load_representations(
     conn: Connection, kind: EntityKind, keys: Sequence[Any], *, by: str = "id"
 ) -> dict[Any, dict[str, Any]]:
     """Stored representations of items (live or tombstones) by `id` or `sentera_id`.
 
-    Each comes ready for GraphQL: with its current `content_hash` and `__typename`.
+    Each comes ready for GraphQL: with its current `content_hash` and `__typename`. They come
+    from the process's `REPRESENTATIONS` cache and are shared: never change one.
     """
     assert kind.sync is not None
-    items = kind.table
-    key_column = items.c[by]
+    statement = _representation_statement(kind, by)
     type_name = kind.sync.graphql_type
+
+    def decode(row: Any) -> dict[str, Any]:
+        record: dict[str, Any] = orjson.loads(row[3])
+        record["content_hash"] = encode_hash(row[2])
+        record["__typename"] = type_name
+        return record
+
     found: dict[Any, dict[str, Any]] = {}
     for part in chunks(sorted(set(keys))):
-        rows = conn.execute(
-            select(key_column.label("key"), items.c.content_hash, items.c.representation).where(
-                key_column.in_(part)
-            )
+        rows = conn.execute(statement, {"keys": list(part)}).all()
+        records = REPRESENTATIONS.get_many(
+            (((kind.name, row[1], row[2]), row) for row in rows), decode
         )
-        for row in rows:
-            record = json.loads(row.representation)
-            record["content_hash"] = encode_hash(row.content_hash)
-            record["__typename"] = type_name
-            found[row.key] = record
+        found.update(zip((row[0] for row in rows), records, strict=True))
     return found

@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import BindParameter, Connection, Select, bindparam, select
 
 from fieldsync.access import descendant_organization_ids
 from fieldsync.errors import NotFoundError
@@ -42,17 +42,20 @@ def locate_many(
     found: dict[str, Located] = {}
     for part in chunks(wanted):
         if code in _OWNED_TABLES:
-            found.update(_locate_owned(conn, _OWNED_TABLES[code], part))
+            found.update(_locate_owned(conn, code, part))
             continue
-        query = _locate_query(code, part)
+        query = _LOCATE.get(code)
         if query is None:
             return {}
-        found.update((row.sentera_id, Located(row.id, row.org)) for row in conn.execute(query))
+        rows = conn.execute(query, {"wanted": list(part)})
+        found.update((row.sentera_id, Located(row.id, row.org)) for row in rows)
     return found
 
 
-def _locate_query(code: TypeCode, wanted: Sequence[str]) -> Select[Any] | None:
-    """The query of sentera_id, id and organization ("org") of live objects of one type."""
+def _locate_query(code: TypeCode) -> Select[Any] | None:
+    """The query of sentera_id, id and organization ("org") of live objects of one type whose
+    sentera_id is in the expanding `wanted`."""
+    wanted: BindParameter[Any] = bindparam("wanted", expanding=True)
     o, f, s, m, lg = t.organizations, t.fields, t.surveys, t.mosaics, t.logos
     i, c, ft = t.images, t.cogs, t.flight_tasks
     if code is TypeCode.ORGANIZATION:
@@ -102,17 +105,22 @@ def _locate_query(code: TypeCode, wanted: Sequence[str]) -> Select[Any] | None:
     return None
 
 
+# Built once: each call only binds the ids.
+_LOCATE = {code: query for code in TypeCode if (query := _locate_query(code)) is not None}
+
 # Kinds that hang below an owner of several possible types (their scope key).
 _OWNED_TABLES = {TypeCode.FEATURE_SET: t.feature_sets, TypeCode.FILE: t.files}
+_LOCATE_OWNED = {
+    code: select(table.c.sentera_id, table.c.id, table.c.scope_type, table.c.scope_id).where(
+        table.c.sentera_id.in_(bindparam("wanted", expanding=True)), table.c.deleted_at.is_(None)
+    )
+    for code, table in _OWNED_TABLES.items()
+}
 
 
-def _locate_owned(conn: Connection, table: Any, wanted: Sequence[str]) -> dict[str, Located]:
+def _locate_owned(conn: Connection, code: TypeCode, wanted: Sequence[str]) -> dict[str, Located]:
     """A feature set or file hangs below its owner (a survey, a field, a mosaic…)."""
-    rows = conn.execute(
-        select(table.c.sentera_id, table.c.id, table.c.scope_type, table.c.scope_id).where(
-            table.c.sentera_id.in_(wanted), table.c.deleted_at.is_(None)
-        )
-    ).all()
+    rows = conn.execute(_LOCATE_OWNED[code], {"wanted": list(wanted)}).all()
     owners = owner_sentera_ids(conn, ((row.scope_type, row.scope_id) for row in rows))
     found: dict[str, Located] = {}
     for owner_type in {row.scope_type for row in rows}:
