@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ class ClientHashes:
     """Distinct well-formed hashes as 12-byte values, in first-seen order."""
     malformed: list[str]
     """Distinct malformed strings, in first-seen order."""
-    held: Container[bytes]
+    held: Collection[bytes]
     """The same hashes as `raw`, for fast membership tests."""
 
 

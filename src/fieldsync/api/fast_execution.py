@@ -369,7 +369,7 @@ def _string_list_variables(
         if (
             type(value) is list
             and _is_string_list(definition.type)
-            and all(type(item) is str for item in value)
+            and set(map(type, value)) <= {str}  # every item a str, tested in C
         ):
             taken[name] = (definition, value)
     if not taken:

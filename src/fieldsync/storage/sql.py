@@ -57,14 +57,19 @@ def _compiled(conn: Connection, statement: Select[Any]) -> SQLCompiler:
     return cached[1]
 
 
-def fetch_tuples(
+TUPLE_CHUNK = 10_000
+"""Rows a `tuple_chunks` batch holds: the caller keeps one batch of a large result at a time."""
+
+
+def tuple_chunks(
     conn: Connection, statement: Select[Any], parameters: Mapping[str, Any] | None = None
-) -> list[tuple[Any, ...]]:
-    """All rows of a query as plain tuples, straight from the driver's cursor.
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of a query as plain tuples, straight from the driver's cursor, in batches.
 
     For hot paths reading ~10^5 small rows: skips SQLAlchemy's per-row result processing
-    (about 3x faster) and, on PostgreSQL, uses psycopg's binary format. Only for columns whose
-    driver values need no conversion (integers, bytes, text).
+    (about 3x faster) and, on PostgreSQL, uses psycopg's binary format; the Python rows exist
+    one batch at a time. Only for columns whose driver values need no conversion (integers,
+    bytes, text).
 
     `statement` must be built once (at module level, or cached per shape) with `bindparam`s
     for its values, `parameters` their values (lists for `expanding` ones): it is compiled
@@ -80,7 +85,7 @@ def fetch_tuples(
         values = state.positional_parameters
     try:
         cursor.execute(state.statement, values)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        while rows := cursor.fetchmany(TUPLE_CHUNK):
+            yield rows
     finally:
         cursor.close()
-    return rows

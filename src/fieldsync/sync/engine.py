@@ -6,7 +6,7 @@ through that one connection, so the page and `remaining_count` always agree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from fieldsync.hashing import HASH_BYTES, ClientHashes, encode_hash
 from fieldsync.model.kinds import EntityKind
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import CLIENT_HASHES_TABLE
-from fieldsync.storage.sql import chunks, fetch_tuples
+from fieldsync.storage.sql import chunks, tuple_chunks
 from fieldsync.sync.representation_cache import REPRESENTATIONS
 
 
@@ -196,10 +196,7 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     page_size = kind.sync.page_size
     scope_types, parameters = _scope_parameters(scope)
     statements = _page_statements(kind, scope_types)
-    live = fetch_tuples(conn, statements.live, parameters)
-    held = client.held
-    live_hashes = {row[0] for row in live}
-    unmatched = [h for h in client.raw if h not in live_hashes]
+    candidates, unmatched = _diff_live(tuple_chunks(conn, statements.live, parameters), client.held)
 
     deleted: list[dict[str, Any]] = []
     deleted_total = 0
@@ -218,12 +215,28 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
             entry["__typename"] = type_name
             deleted.append(entry)
 
-    candidates = [row[1] for row in live if row[0] not in held]
     upsert_ids = candidates[: page_size - len(deleted)]
     records = load_representations(conn, kind, upsert_ids)
     upserted = [records[item_id] for item_id in upsert_ids]
     remaining = deleted_total + len(candidates) - len(upserted) - len(deleted)
     return SyncPage(upserted=upserted, deleted=deleted, remaining_count=remaining)
+
+
+def _diff_live(
+    live: Iterable[list[tuple[bytes, int]]], held: Collection[bytes]
+) -> tuple[list[int], list[bytes]]:
+    """The ids of the live items (`(content_hash, id)` rows, in batches) whose hash the client
+    lacks, in order, and the client's hashes that match no live item.
+
+    Only one batch of rows is kept at a time: a scope of 100,000 items costs one batch and
+    one copy of the client's hash set, not 100,000 rows and a set of their hashes.
+    """
+    lacking: list[int] = []
+    unmatched = set(held)
+    for rows in live:
+        unmatched.difference_update([content_hash for content_hash, _ in rows])
+        lacking.extend(item_id for content_hash, item_id in rows if content_hash not in held)
+    return lacking, list(unmatched)
 
 
 _REPRESENTATION_STATEMENTS: dict[tuple[str, str], Select[Any]] = {}
