@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     SKIP,
@@ -47,6 +47,8 @@ from graphql.language.ast import FragmentDefinitionNode
 
 from fieldsync.api.resolvers import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from fieldsync.model import kinds as k
+
+_Result = TypeVar("_Result")
 
 # Page size of each sync query (the length of its `upserted`/`deleted` lists), from the kinds.
 SYNC_PAGE_SIZES: dict[str, int] = {
@@ -378,6 +380,48 @@ def _selected_operation(
     return None
 
 
+class _ListArgumentCounter:
+    """Sums the lengths of the list arguments named `names` over a selection set.
+
+    A class rather than a recursive closure: a closure referring to itself is a reference
+    cycle, which would keep the request's variables (100,000 hashes) alive until the garbage
+    collector's next full pass.
+    """
+
+    def __init__(self, document: Any, variables: Mapping[str, Any], names: set[str]) -> None:
+        self.names = names
+        self.variables = variables
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.memo: dict[str, dict[str, int]] = {}
+
+    def walk(self, selection_set: SelectionSetNode, active: frozenset[str]) -> dict[str, int]:
+        found = dict.fromkeys(self.names, 0)
+        for selection in selection_set.selections:
+            nested: dict[str, int] = {}
+            if isinstance(selection, FieldNode):
+                for argument in selection.arguments or ():
+                    if argument.name.value in self.names:
+                        found[argument.name.value] += _list_length(argument.value, self.variables)
+                if selection.selection_set is not None:
+                    nested = self.walk(selection.selection_set, active)
+            elif isinstance(selection, InlineFragmentNode):
+                nested = self.walk(selection.selection_set, active)
+            elif isinstance(selection, FragmentSpreadNode):
+                nested = self._spread(selection.name.value, active)
+            for key, count in nested.items():
+                found[key] += count
+        return found
+
+    def _spread(self, name: str, active: frozenset[str]) -> dict[str, int]:
+        if name not in self.fragments or name in active:
+            return {}
+        if name not in self.memo:
+            self.memo[name] = self.walk(self.fragments[name].selection_set, active | {name})
+        return self.memo[name]
+
+
 def count_list_arguments(
     document: Any, operation_name: str | None, variables: Mapping[str, Any], names: set[str]
 ) -> dict[str, int]:
@@ -387,34 +431,8 @@ def count_list_arguments(
     totals = dict.fromkeys(names, 0)
     if operation is None:
         return totals
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    memo: dict[str, dict[str, int]] = {}
-
-    def walk(selection_set: SelectionSetNode, active: frozenset[str]) -> dict[str, int]:
-        found = dict.fromkeys(names, 0)
-        for selection in selection_set.selections:
-            nested: dict[str, int] = {}
-            if isinstance(selection, FieldNode):
-                for argument in selection.arguments or ():
-                    if argument.name.value in names:
-                        found[argument.name.value] += _list_length(argument.value, variables)
-                if selection.selection_set is not None:
-                    nested = walk(selection.selection_set, active)
-            elif isinstance(selection, InlineFragmentNode):
-                nested = walk(selection.selection_set, active)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in fragments and name not in active:
-                    if name not in memo:
-                        memo[name] = walk(fragments[name].selection_set, active | {name})
-                    nested = memo[name]
-            for key, count in nested.items():
-                found[key] += count
-        return found
-
-    for key, count in walk(operation.selection_set, frozenset()).items():
+    counter = _ListArgumentCounter(document, variables, names)
+    for key, count in counter.walk(operation.selection_set, frozenset()).items():
         totals[key] += count
     return totals
 
@@ -524,6 +542,15 @@ class DeadlineExecutor(Executor[Any]):
         if self.deadline.stopped():
             raise ExecutionStopped
         return super().execute_field(*args, **kwargs)
+
+    def finish(self, result: _Result) -> _Result:
+        """The answer, and graphql-core's reference cycle broken: the executor's async helpers
+        are bound methods of itself, which would keep the request's variables (up to 100,000
+        hashes) and context alive until the garbage collector's next full pass."""
+        try:
+            return super().finish(result)
+        finally:
+            del self.async_helpers
 
 
 # -- the answer ------------------------------------------------------------------------------
