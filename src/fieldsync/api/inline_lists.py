@@ -17,6 +17,8 @@ error message (with its locations) is the one graphql-core gives the original.
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from graphql import (
@@ -35,14 +37,16 @@ PLACEHOLDER_PREFIX = "__fieldsync_inline_"
 _IGNORED = r"[ \t\r\n,\ufeff]"
 """GraphQL's ignored characters (white space, line terminators, commas, the BOM), comments
 aside."""
-_LIST_ARGUMENT = re.compile(rf"(?<![_0-9A-Za-z])content_hashes{_IGNORED}*:{_IGNORED}*(?=\[)")
+_ARGUMENT = "content_hashes"
+_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")
+_BEFORE_LIST = re.compile(rf"{_IGNORED}*:{_IGNORED}*(?=\[)")
+"""What follows the argument's name up to its list."""
 _SIMPLE_STRING = r'"[^"\\\x00-\x1f]*"'
 """A string literal without escapes. The list's strings must be apart, so that a block string
 (three quotes) is never read as empty strings around a simple one."""
 _STRING_LIST = re.compile(
     rf"\[{_IGNORED}*{_SIMPLE_STRING}(?:{_IGNORED}+{_SIMPLE_STRING})*{_IGNORED}*\]"
 )
-_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +62,20 @@ class LiftedQuery:
 def lift_inline_lists(query: str) -> LiftedQuery | None:
     """The query with its inline `content_hashes` string lists lifted out, or None if it has
     none (or already uses the placeholder names)."""
-    if PLACEHOLDER_PREFIX in query or "content_hashes" not in query:
+    if PLACEHOLDER_PREFIX in query or _ARGUMENT not in query:
         return None
     parts: list[str] = []
     values: dict[str, list[str]] = {}
     position = 0
-    for argument in _LIST_ARGUMENT.finditer(query):
-        start = argument.end()
+    for start in _list_starts(query):
         if start < position:
             continue
         literal = _STRING_LIST.match(query, start)
         if literal is None:
             continue
         name = f"{PLACEHOLDER_PREFIX}{len(values)}"
-        values[name] = _STRING.findall(query, start, literal.end())
+        # Between the brackets: strings (without quotes inside) apart by ignored characters.
+        values[name] = query[start + 1 : literal.end() - 1].split('"')[1::2]
         parts += (query[position:start], "$", name)
         position = literal.end()
     if not values:
@@ -79,6 +83,19 @@ def lift_inline_lists(query: str) -> LiftedQuery | None:
     parts.append(query[position:])
     strings = sum(len(value) for value in values.values())
     return LiftedQuery("".join(parts), values, strings)
+
+
+def _list_starts(query: str) -> Iterator[int]:
+    """Where the list of each `content_hashes:` argument starts (found with `str.find`, which
+    is many times faster than a regular expression over megabytes)."""
+    found = query.find(_ARGUMENT)
+    while found != -1:
+        after = found + len(_ARGUMENT)
+        if found == 0 or query[found - 1] not in _NAME_CHARACTERS:
+            colon = _BEFORE_LIST.match(query, after)
+            if colon is not None:
+                yield colon.end()
+        found = query.find(_ARGUMENT, after)
 
 
 def _string_list_type() -> NonNullTypeNode:
