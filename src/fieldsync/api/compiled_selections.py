@@ -45,6 +45,7 @@ class FieldRead:
     kind: str
     """"typename", "leaf", "object", or "execute" (graphql-core runs the field)."""
     field_name: str = ""
+    """The field's name (for "typename": the parent type's name, which is the value)."""
     nullable: bool = True
     get: Getter | None = None
     """A function of the source giving the value (None: `source.get(field_name)`)."""

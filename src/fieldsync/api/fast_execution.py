@@ -72,8 +72,8 @@ from fieldsync.api.limits import DeadlineExecutor, ExecutionStopped
 from fieldsync.api.resolvers import RUN_RESOLVER, SOURCE_READERS, selected_names
 
 _AS_IS = RUN_RESOLVER
-"""A step's answer when graphql-core must execute the field (its value is not one the field's
-type takes unchanged, or a resolver must compute it)."""
+"""What a source reader or a leaf coercion gives when graphql-core must execute the field
+(its value is not one the field's type takes unchanged, or a resolver must compute it)."""
 
 
 @cache
@@ -113,7 +113,7 @@ def _field_read(
     """How the compiled selection completes one collected field."""
     name = details[0].node.name.value
     if name == "__typename":
-        return FieldRead(key, "typename", parent_type.name)
+        return FieldRead(key, "typename", field_name=parent_type.name)  # the value itself
     execute = FieldRead(key, "execute")
     field: GraphQLField | None = schema.get_field(parent_type, name)
     if field is None:
