@@ -265,3 +265,28 @@ def test_a_multipart_upload_in_any_order_attaches_and_downloads(blob_env: BlobEn
     resumed = download(blob_env, written["url"], Range=f"bytes={part_size}-")
     assert resumed.status_code == 206
     assert download(blob_env, written["url"]).content[:part_size] + resumed.content == content
+
+
+def test_a_nul_character_in_an_upload_argument_is_a_clear_error(blob_env: BlobEnv) -> None:
+    """PostgreSQL's text holds no NUL: a key with one names no upload, and a filename with one
+    is refused, instead of the driver's error surfacing as an internal one."""
+    api = Api(blob_env)
+    ticket = api.data(MULTIPART, name="big.tif", size=None, md5=None)
+    multipart = ticket["create_multipart_file_upload"]
+    for key, upload in (
+        (multipart["s3_key"], multipart["upload_id"] + "\x00"),
+        (multipart["s3_key"] + "\x00", multipart["upload_id"]),
+    ):
+        body = api.call(PART, n=1, key=key, upload=upload)
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", body
+    body = api.call(COMPLETE, parts=[], key=multipart["s3_key"], upload="x\x00")
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", body
+    body = api.call(CREATE_UPLOAD, name="a\x00.txt", size=1, md5=md5_b64(b"a"), type="text/plain")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+    assert "NUL" in body["errors"][0]["message"]
+    result = api.data(
+        UPSERT_FILES,
+        owner=survey_owner(blob_env),
+        files=[{"filename": "a.txt", "file_type": "DOCUMENT", "file_key": "k\x00"}],
+    )["upsert_files"]
+    assert [e["attributes"][0]["attribute"] for e in result["failed"]] == ["file_key"]

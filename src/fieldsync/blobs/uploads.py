@@ -85,6 +85,8 @@ def _check_filename(filename: str) -> str:
         raise InvalidArgumentError("filename is empty: give the file's name, e.g. 'ortho.tif'")
     if len(filename) > MAX_FILENAME:
         raise InvalidArgumentError(f"filename is longer than {MAX_FILENAME} characters")
+    if "\x00" in filename:
+        raise InvalidArgumentError("filename may not contain a NUL character (\\u0000)")
     return filename
 
 

@@ -40,7 +40,15 @@ def insert_upload(conn: Connection, upload: UploadRow) -> None:
     conn.execute(insert(_uploads).values(**values))
 
 
+def _storable(*texts: str) -> bool:
+    """Whether the texts could be stored at all: PostgreSQL's text holds no NUL character, so
+    a key with one names no upload (and would make the driver fail, not just find nothing)."""
+    return all("\x00" not in text for text in texts)
+
+
 def find_upload(conn: Connection, upload_id: str) -> UploadRow | None:
+    if not _storable(upload_id):
+        return None
     found = conn.execute(select(*_COLUMNS).where(_uploads.c.id == upload_id)).first()
     return None if found is None else UploadRow(*found)
 
@@ -48,6 +56,8 @@ def find_upload(conn: Connection, upload_id: str) -> UploadRow | None:
 def find_multipart_upload(
     conn: Connection, storage_key: str, store_upload_id: str
 ) -> UploadRow | None:
+    if not _storable(storage_key, store_upload_id):
+        return None
     found = conn.execute(
         select(*_COLUMNS).where(
             _uploads.c.storage_key == storage_key,
