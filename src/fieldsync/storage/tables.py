@@ -281,6 +281,35 @@ blob_uploads = Table(
     Column("attached_at", UTCDateTime, nullable=True),
 )
 
+# The durable queue of COG generation (`fieldsync.processing.jobs`). A job is queued in the
+# transaction that imports its mosaic; a worker claims it by taking a lease, renews the lease
+# while it works and finishes it only while `attempts` still names its claim, so a worker that
+# lost its lease (killed, or stalled past it) can never finish a job another worker retook.
+cog_jobs = Table(
+    "cog_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cog_id", Integer, ForeignKey("cogs.id"), nullable=False, index=True),
+    Column("source_file_id", Integer, ForeignKey("files.id"), nullable=False),
+    Column("mosaic_type", String(32), nullable=False),
+    Column("clip_boundary", Text, nullable=True),  # GeoJSON geometry, WGS84
+    Column("actor_id", Integer, ForeignKey("users.id"), nullable=False),
+    # queued → running → done | failed | cancelled (a running job whose lease expired is
+    # claimed again, up to max_attempts)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", UTCDateTime, nullable=False),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("worker", String(255), nullable=True),  # who holds or last held the lease
+    Column("last_error", Text, nullable=True),
+    Column("output_file_id", Integer, ForeignKey("files.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_cog_jobs_state_run_after", "state", "run_after"),
+)
+
 # Server-wide secrets shared by every process of a deployment (the link signing key).
 server_secrets = Table(
     "server_secrets",
