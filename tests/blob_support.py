@@ -104,7 +104,9 @@ def open_blob_env(
     else:
         root = tmp_path / "blobs"
         url = f"file://{root}"
-    server = ThreadServer(engine, Settings(database_url=database_url, blob_store=url))
+    # COG jobs are run by the tests themselves (tests/processing_support.py), not by serve.
+    settings = Settings(database_url=database_url, blob_store=url, cog_worker="off")
+    server = ThreadServer(engine, settings)
     world = build_world(engine)
     ctx = blob_context(engine, BlobSettings(store_url=url))
     try:

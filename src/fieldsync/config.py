@@ -25,6 +25,9 @@ MIN_BODY_BYTES = 1024
 _LIMITS = Limits()
 
 
+COG_WORKER_MODES = ("auto", "on", "off")
+
+
 class SettingsError(ValueError):
     """A FIELDSYNC_* variable holds a value the setting cannot take (one line, no traceback)."""
 
@@ -66,6 +69,14 @@ class Settings:
     upload_lifetime: int = DEFAULT_UPLOAD_LIFETIME
     blob_gc_interval: int = DEFAULT_GC_INTERVAL  # seconds between gc runs of serve; 0 = off
     public_url: str | None = None
+    # COG processing (see docs/processing.md): `auto` runs one worker inside `serve` on SQLite
+    # (one machine does everything) and none on PostgreSQL (run `fieldsync worker`).
+    cog_worker: str = "auto"
+
+    def runs_cog_worker(self) -> bool:
+        if self.cog_worker == "auto":
+            return self.database_url.startswith("sqlite")
+        return self.cog_worker == "on"
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -130,6 +141,7 @@ class Settings:
             "FIELDSYNC_POOL_TIMEOUT": repr(self.pool_timeout),
             "FIELDSYNC_RETRY_AFTER": str(self.retry_after),
             "FIELDSYNC_SHUTDOWN_TIMEOUT": repr(self.shutdown_timeout),
+            "FIELDSYNC_COG_WORKER": self.cog_worker,
         }
 
     # -- cost limits -----------------------------------------------------------------------
@@ -196,6 +208,7 @@ def _operations_from_environment(env: Mapping[str, str], defaults: Settings) -> 
         "pool_timeout": _float(env, "FIELDSYNC_POOL_TIMEOUT", defaults.pool_timeout),
         "retry_after": _int(env, "FIELDSYNC_RETRY_AFTER", defaults.retry_after, 1),
         "shutdown_timeout": _float(env, "FIELDSYNC_SHUTDOWN_TIMEOUT", defaults.shutdown_timeout),
+        "cog_worker": _choice(env, "FIELDSYNC_COG_WORKER", defaults.cog_worker, COG_WORKER_MODES),
     }
 
 

@@ -1,7 +1,7 @@
 """API tokens: random bearer secrets, stored only as SHA-256 hashes, with optional expiry.
 
 Creating, revoking and noting the last use of a token write only `api_tokens`, in a
-`token_transaction`: never behind the writer lock a bulk load holds on PostgreSQL, and on SQLite
+`side_transaction`: never behind the writer lock a bulk load holds on PostgreSQL, and on SQLite
 (one writer at a time) with a clear wait and a clear failure instead of a locked-file error.
 """
 
@@ -28,7 +28,7 @@ from fieldsync.storage.database import (
     WriteWait,
     error_summary,
     read_snapshot,
-    token_transaction,
+    side_transaction,
     with_write_wait,
 )
 
@@ -98,7 +98,7 @@ def create_token(
     now = datetime.now(UTC)
     with (
         _token_write("no token was created"),
-        token_transaction(engine) as conn,
+        side_transaction(engine) as conn,
     ):
         user_id = store.user_id_of(conn, user_sentera_id, live_only=True)
         if user_id is None:
@@ -112,7 +112,7 @@ def revoke_token(engine: Engine, token: str) -> None:
     """Revoke a token given its secret."""
     with (
         _token_write("nothing was revoked: the token is STILL VALID"),
-        token_transaction(engine) as conn,
+        side_transaction(engine) as conn,
     ):
         if not store.revoke_by_hash(conn, token_hash(token), datetime.now(UTC)):
             raise NotFoundError("no such token, or it was revoked already")
@@ -122,7 +122,7 @@ def revoke_token_id(engine: Engine, token_id: int) -> None:
     """Revoke a token given its id (from `list_tokens`), for when the secret is not at hand."""
     with (
         _token_write(f"nothing was revoked: token {token_id} is STILL VALID"),
-        token_transaction(engine) as conn,
+        side_transaction(engine) as conn,
     ):
         if not store.revoke_by_id(conn, token_id, datetime.now(UTC)):
             raise NotFoundError(f"no token with id {token_id}, or it was revoked already")
@@ -211,7 +211,7 @@ class TokenUseRecorder:
         if not self._claim(token_id):
             return
         try:
-            with token_transaction(self.engine) as conn:
+            with side_transaction(self.engine) as conn:
                 written = store.note_last_use(conn, token_id, datetime.now(UTC), self.every)
         except (WriterBusyError, SQLAlchemyError):
             written = False

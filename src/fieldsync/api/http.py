@@ -43,6 +43,7 @@ from fieldsync.observability import (
     printable,
     watch_database,
 )
+from fieldsync.processing.worker import Worker
 from fieldsync.ratelimit import rate_limiter_for
 from fieldsync.storage.database import make_engine
 from fieldsync.tokens import TokenUseRecorder
@@ -332,18 +333,20 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             *file_routes(blobs),
         ],
         exception_handlers={Exception: server_error},
-        lifespan=_blob_lifespan(engine, blobs, settings.blob_gc_interval),
+        lifespan=_background_lifespan(engine, blobs, settings),
     )
     app.state.blobs = blobs  # the BlobContext provider the upload mutations use
     app.add_middleware(RequestObservation, retry_after=settings.retry_after)
     return app
 
 
-def _blob_lifespan(
-    engine: Engine, blobs: LazyBlobContext, gc_interval: int
+def _background_lifespan(
+    engine: Engine, blobs: LazyBlobContext, settings: Settings
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
-    """At startup: the blob context (when the database answers) and, unless the interval is
-    0, one thread per process collecting blob garbage every `gc_interval` seconds."""
+    """At startup: the blob context (when the database answers); unless the interval is 0,
+    one thread per process collecting blob garbage every `blob_gc_interval` seconds; and the
+    in-process COG worker when the settings ask for one (the embedded default)."""
+    gc_interval = settings.blob_gc_interval
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -351,9 +354,14 @@ def _blob_lifespan(
         collector = PeriodicCollector(engine, blobs, gc_interval) if gc_interval else None
         if collector is not None:
             collector.start()
+        worker = Worker(engine, blobs).start() if settings.runs_cog_worker() else None
         try:
             yield
         finally:
+            if worker is not None:
+                thread, stop = worker
+                stop.set()
+                await run_in_threadpool(thread.join, settings.shutdown_timeout)
             if collector is not None:
                 await run_in_threadpool(collector.stop)
 

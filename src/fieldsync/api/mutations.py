@@ -15,6 +15,8 @@ from fieldsync.api.context import RequestContext
 from fieldsync.ids import TypeCode
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import EntityKind
+from fieldsync.processing.imports import MosaicImport, import_mosaic
+from fieldsync.sync.engine import load_representations
 from fieldsync.write.memberships import (
     Membership,
     MembershipOutcome,
@@ -144,9 +146,38 @@ def resolve_delete_memberships(
     return _membership_result(outcome)
 
 
+def resolve_import_mosaic(
+    _source: Any,
+    info: Any,
+    survey_sentera_id: str,
+    file_keys: list[str],
+    mosaic_type: str,
+    **optional: Any,
+) -> dict[str, Any]:
+    context: RequestContext = info.context
+    request = MosaicImport(survey_sentera_id, file_keys, mosaic_type, **optional)
+    with context.conn.begin_nested():
+        imported = import_mosaic(
+            context.conn, context.write_access, request, context.now, context.attach_bytes
+        )
+    by_id = dict(
+        load_representations(context.conn, k.MOSAIC, [imported.mosaic_sentera_id], by="sentera_id")
+    )
+    by_id |= load_representations(context.conn, k.COG, [imported.cog_sentera_id], by="sentera_id")
+    by_id |= load_representations(context.conn, k.FILE, imported.file_sentera_ids, by="sentera_id")
+    result: dict[str, Any] = {
+        "mosaic": by_id[imported.mosaic_sentera_id],
+        "cog": by_id[imported.cog_sentera_id],
+        "files": [by_id[sentera_id] for sentera_id in imported.file_sentera_ids],
+    }
+    context.prime_references([result["mosaic"], result["cog"], *result["files"]])
+    return result
+
+
 _MEMBERSHIP_RESOLVERS: dict[str, Resolver] = {
     "upsert_memberships": resolve_upsert_memberships,
     "delete_memberships": resolve_delete_memberships,
+    "import_mosaic": resolve_import_mosaic,
 }
 MUTATION_RESOLVERS: dict[str, Resolver] = _MEMBERSHIP_RESOLVERS | {
     f"{verb}_{kind.changeset_key}": make(kind)

@@ -34,6 +34,7 @@ from fieldsync.blobs.store import (
     check_parts,
     check_whole,
     checksum_of,
+    file_digest,
     is_blob_key,
 )
 
@@ -245,6 +246,28 @@ class LocalBlobStore:
         if target.content_type:
             params["type"] = target.content_type
         return self._sign(GET_PATH.format(key=quote(target.key)), params, base_url)
+
+    def local_copy(self, key: str, workdir: Path) -> Path:
+        path = self.blob_path(key)
+        if not path.is_file():
+            raise BlobError(f"blob {key} is not in the store (removed, or never uploaded)")
+        return path
+
+    def store_file(self, path: Path, content_type: str | None) -> CompletedBlob:
+        size, md5_hex = file_digest(path)
+        key = f"{md5_hex}-{size}"
+        target = self.blob_path(key)
+        if not target.is_file():
+            writer = self.writer()
+            try:
+                with path.open("rb") as source:
+                    while chunk := source.read(COPY_CHUNK):
+                        writer.write(chunk)
+                writer.commit(target)
+            except BaseException:
+                writer.discard()
+                raise
+        return CompletedBlob(key, checksum_of(md5_hex), size)
 
     def remove_stale_temporaries(self, older_than: datetime) -> int:
         """Temporary files and abandoned part directories last written before `older_than`."""

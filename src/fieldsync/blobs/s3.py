@@ -14,6 +14,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -33,6 +34,7 @@ from fieldsync.blobs.store import (
     check_whole,
     checksum_of,
     content_disposition,
+    file_digest,
     is_blob_key,
 )
 
@@ -251,6 +253,25 @@ class S3BlobStore:
         if target.content_type:
             params["ResponseContentType"] = target.content_type
         return self._presign("get_object", params)
+
+    def local_copy(self, key: str, workdir: Path) -> Path:
+        target = workdir / key
+        try:
+            self.client.download_file(self.bucket, self.object_key(key), str(target))
+        except (ClientError, BotoCoreError) as exc:
+            target.unlink(missing_ok=True)
+            raise _unavailable(exc, "download an object") from None
+        return target
+
+    def store_file(self, path: Path, content_type: str | None) -> CompletedBlob:
+        size, md5_hex = file_digest(path)
+        key = f"{md5_hex}-{size}"
+        extra = {"ContentType": content_type} if content_type else {}
+        try:  # boto3's transfer manager goes multipart for large files
+            self.client.upload_file(str(path), self.bucket, self.object_key(key), ExtraArgs=extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc, "upload an object") from None
+        return CompletedBlob(key, checksum_of(md5_hex), size)
 
     def remove_stale_temporaries(self, older_than: datetime) -> int:
         """Staging objects left behind (a server stopped between complete and copy)."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
@@ -26,6 +28,7 @@ MAX_PART_NUMBER = 10_000
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3
 """The largest body of one PUT (S3's limit); larger files go multipart."""
 MAX_MULTIPART_BYTES = 5 * 1024**4
+DIGEST_CHUNK = 4 * 1024 * 1024
 
 
 class BlobError(FieldSyncError):
@@ -131,6 +134,26 @@ class BlobStore(Protocol):
     def presign_get(self, target: DownloadTarget, base_url: str) -> str: ...
 
     def remove_stale_temporaries(self, older_than: datetime) -> int: ...
+
+    def local_copy(self, key: str, workdir: Path) -> Path:
+        """A local file holding the bytes of `key`: the blob itself when the store is local,
+        else a download into `workdir` (the caller removes `workdir`)."""
+        ...
+
+    def store_file(self, path: Path, content_type: str | None) -> CompletedBlob:
+        """Put a local file's bytes under their content key, streaming (any size)."""
+        ...
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and MD5 (hex) of a file, read in bounded memory."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(DIGEST_CHUNK):
+            md5.update(chunk)
+            size += len(chunk)
+    return size, md5.hexdigest()
 
 
 def decode_checksum(checksum: str) -> bytes:

@@ -18,6 +18,7 @@ COMMANDS = {
     "token": SERVER,
     "db": SERVER,
     "blobs": SERVER,
+    "worker": SERVER,
     "pull": CLIENT,
     "mirror": CLIENT,
     "upload-images": CLIENT,

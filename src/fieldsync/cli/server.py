@@ -19,7 +19,14 @@ from sqlalchemy import exc as sa_exc
 from fieldsync.api.limits import MAX_OWNERS_CEILING
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.changeset.apply import parse_changeset
-from fieldsync.config import LOG_FORMATS, LOG_LEVELS, MAX_PORT, MIN_BODY_BYTES, Settings
+from fieldsync.config import (
+    COG_WORKER_MODES,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MAX_PORT,
+    MIN_BODY_BYTES,
+    Settings,
+)
 from fieldsync.errors import FieldSyncError
 from fieldsync.observability import configure_logging, metrics_directory, uvicorn_options
 from fieldsync.storage.database import (
@@ -251,6 +258,11 @@ def operations_options(function: F) -> F:
             "shutdown-timeout",
             click.FloatRange(min=0, min_open=True),
             "Seconds in-flight requests get to finish after SIGTERM",
+        ),
+        _setting_option(
+            "cog-worker",
+            click.Choice(COG_WORKER_MODES),
+            "Run a COG worker inside serve: auto = on SQLite only",
         ),
     ]
     for option in reversed(options):
@@ -648,3 +660,70 @@ def blobs_gc(database_url: str, **options: Any) -> None:
     except FieldSyncError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(report.line())
+
+
+@click.command()
+@database_option
+@blob_options
+@click.option(
+    "--concurrency",
+    envvar="FIELDSYNC_WORKER_CONCURRENCY",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs worked on at once [env: FIELDSYNC_WORKER_CONCURRENCY]",
+)
+@click.option(
+    "--lease-seconds",
+    envvar="FIELDSYNC_WORKER_LEASE_SECONDS",
+    type=click.FloatRange(min=3),
+    default=60.0,
+    show_default=True,
+    help="How long a job stays claimed without renewal; a killed worker's job waits as long "
+    "[env: FIELDSYNC_WORKER_LEASE_SECONDS]",
+)
+@click.option(
+    "--poll-seconds",
+    envvar="FIELDSYNC_WORKER_POLL_SECONDS",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="How often an idle worker looks for jobs [env: FIELDSYNC_WORKER_POLL_SECONDS]",
+)
+@click.option(
+    "--log-level",
+    envvar="FIELDSYNC_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=DEFAULTS.log_level,
+    show_default=True,
+    help="[env: FIELDSYNC_LOG_LEVEL]",
+)
+def worker(
+    database_url: str,
+    concurrency: int,
+    lease_seconds: float,
+    poll_seconds: float,
+    log_level: str,
+    **options: Any,
+) -> None:
+    """Make COGs from imported mosaics until stopped (SIGTERM or Ctrl-C gives running jobs
+    back to the queue). Any number of workers may share one PostgreSQL database."""
+    import signal
+    import threading
+
+    from fieldsync.blobs.context import LazyBlobContext
+    from fieldsync.processing.jobs import QueueSettings
+    from fieldsync.processing.worker import Worker, WorkerSettings
+
+    settings = Settings(database_url=database_url, log_level=log_level.lower(), **options)
+    configure_logging(settings.log_level, settings.log_format)
+    check_blob_store(settings.blob_store)
+    engine = open_database(database_url)
+    queue = QueueSettings(lease_seconds=lease_seconds)
+    worker_settings = WorkerSettings(concurrency, poll_seconds, queue)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"COG worker: {concurrency} at once, database {describe_url(engine.url)}")
+    Worker(engine, LazyBlobContext(engine, settings.blobs()), worker_settings).run(stop)
+    click.echo("COG worker stopped")

@@ -10,11 +10,12 @@ Two kinds of transaction exist, and every piece of code uses one of them:
   a bounded time (`WriteWait`, attached to an engine with `with_write_wait`), says so once
   through `on_wait`, and fails with `WriterBusyError` when the bound runs out.
 
-A third kind is only for writes to `api_tokens`, which no derived value depends on (a token
-created, revoked, or its last use noted):
+A third kind is only for writes to side tables no derived value depends on: `api_tokens` (a
+token created, revoked, or its last use noted) and the leases of `cog_jobs`:
 
-* `token_transaction`: all or nothing, but never behind the writer lock, so revoking a token
-  does not wait for a bulk load on PostgreSQL (a plain transaction, bounded by a lock timeout).
+* `side_transaction`: all or nothing, but never behind the writer lock, so revoking a token
+  or renewing a job's lease does not wait for a bulk load on PostgreSQL (a plain transaction,
+  bounded by a lock timeout).
   SQLite has one writer at a time by nature: there it waits like `write_transaction`.
 """
 
@@ -354,8 +355,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def token_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction for writes to `api_tokens` only; see the module docstring."""
+def side_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction for writes to side tables only; see the module docstring."""
     with engine.connect() as conn:
         wait: WriteWait = conn.get_execution_options().get(_WRITE_WAIT) or WriteWait()
         if is_sqlite(conn):

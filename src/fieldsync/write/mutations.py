@@ -31,7 +31,7 @@ from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.storage.rows import rows_by_sentera_id
 from fieldsync.sync.engine import load_representations
 from fieldsync.write.access import WriteAccess
-from fieldsync.write.plan import ChangesetIssue, Plan, Planner
+from fieldsync.write.plan import ChangesetIssue, Plan, PlannedRecord, Planner
 from fieldsync.write.values import InvalidValue, check_sentera_id
 from fieldsync.write.writer import write_plan
 
@@ -215,13 +215,18 @@ def _attach_bytes(
             )
             attached = False
             continue
-        record.values.update(
-            blob_key=stored.blob_key,
-            checksum=stored.checksum,
-            content_type=stored.content_type,
-            size=stored.byte_size,
-        )
+        give_bytes(record, stored)
     return attached
+
+
+def give_bytes(record: PlannedRecord, stored: StoredBytes) -> None:
+    """Record stored bytes (key, checksum, type, size) on a planned image or file."""
+    record.values.update(
+        blob_key=stored.blob_key,
+        checksum=stored.checksum,
+        content_type=stored.content_type,
+        size=stored.byte_size,
+    )
 
 
 def _document(access: WriteAccess, kind: EntityKind, records: list[dict[str, Any]]) -> Any:

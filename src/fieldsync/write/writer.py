@@ -21,6 +21,7 @@ from fieldsync.model.enums import DEFAULT_ROLE
 from fieldsync.model.kinds import ALL_KINDS, EntityKind, ValueType
 from fieldsync.model.representation import refresh_representations
 from fieldsync.storage import tables as t
+from fieldsync.storage.cog_jobs import cancel_jobs_of_cogs
 from fieldsync.storage.sql import chunks
 from fieldsync.write.plan import ChangesetError, ChangesetIssue, Plan, PlannedRecord
 
@@ -452,6 +453,8 @@ class _Writer:
                 )
             for task_id in tasks:
                 self.dirty[k.FLIGHT_TASK.name].setdefault(task_id, actor_id)
+        # A deleted COG's queued or running generation stops (its worker drops the result).
+        cancel_jobs_of_cogs(self.conn, doomed[k.COG.name], self.now)
         # A mosaic's image count counts live images only.
         for mosaic_id in self._mosaics_linking(t.images.c.id, doomed[k.IMAGE.name]):
             self.dirty[k.MOSAIC.name].setdefault(mosaic_id, actor_id)
