@@ -629,7 +629,8 @@ def _copied_counts(stdout: str) -> tuple[dict[str, int], int]:
 
 
 def add_upload_and_secret(engine: Engine, user: str) -> None:
-    """Rows for the tables the world's changesets do not fill: an upload and a server secret."""
+    """Rows for the tables the world's changesets do not fill: an upload, a server secret and
+    a COG job."""
     now = datetime.now(UTC).replace(microsecond=0)
     with engine.begin() as conn:
         user_id = conn.execute(
@@ -646,6 +647,22 @@ def add_upload_and_secret(engine: Engine, user: str) -> None:
                 storage_key="k",
                 created_by_id=user_id,
                 created_at=now,
+            )
+        )
+        cog_id = conn.execute(select(func.min(t.cogs.c.id))).scalar_one()
+        file_id = conn.execute(select(func.min(t.files.c.id))).scalar_one()
+        conn.execute(
+            insert(t.cog_jobs).values(
+                cog_id=cog_id,
+                source_file_id=file_id,
+                mosaic_type="RGB",
+                actor_id=user_id,
+                state="queued",
+                attempts=0,
+                max_attempts=3,
+                run_after=now,
+                created_at=now,
+                updated_at=now,
             )
         )
 
