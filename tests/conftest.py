@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 import pytest
@@ -238,7 +238,9 @@ class InProcessServer:
             base_url="http://127.0.0.1",
             raise_server_exceptions=False,
         )
-        self.http: httpx.Client = self._client.__enter__()  # runs the app's startup
+        # Entering runs the app's startup. With httpx2 installed (rio-tiler depends on it)
+        # starlette's TestClient is an httpx2 client: the same API as httpx's.
+        self.http = cast(httpx.Client, self._client.__enter__())
 
     def post(
         self, query: str, variables: dict[str, object] | None = None, token: str | None = None

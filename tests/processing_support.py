@@ -101,7 +101,9 @@ class ProcessingApi:
         return found
 
     def cog(self, sentera_id: str) -> dict[str, Any]:
-        found = [c for c in self.cogs()["upserted"] if c["sentera_id"] == sentera_id]
+        found: list[dict[str, Any]] = [
+            c for c in self.cogs()["upserted"] if c["sentera_id"] == sentera_id
+        ]
         assert len(found) == 1, found
         return found[0]
 
