@@ -62,6 +62,9 @@ def test_an_imported_mosaic_becomes_a_valid_cog_and_sync_sees_every_step(
     assert done["max_zoom"] >= 20  # ~3 cm a pixel
     jobs = jobs_of(blob_env, cog["sentera_id"])
     assert [(j.state, j.attempts) for j in jobs] == [(cog_jobs.DONE, 1)]
+    metrics = blob_env.server.http.get(blob_env.base + "/metrics").text
+    assert 'fieldsync_cog_jobs{state="done"} 1.0' in metrics
+    assert 'fieldsync_cog_jobs{state="queued"} 0.0' in metrics
 
     files = api.files_of(imported["mosaic"]["sentera_id"])
     made = [f for f in files if f["file_type"] == "cog"]

@@ -51,7 +51,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fieldsync.storage.database import error_summary, is_database_unavailable
+from fieldsync.storage.cog_jobs import STATES, counts_by_state
+from fieldsync.storage.database import error_summary, is_database_unavailable, read_snapshot
 from fieldsync.storage.migrate import schema_status
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -185,6 +186,22 @@ POOL_SIZE = Gauge(
     "Database connections the pools may open (size plus overflow)",
     multiprocess_mode="livesum",
 )
+COG_JOBS = Gauge(
+    "fieldsync_cog_jobs",
+    "COG jobs in the database by state (queued, running, done, failed, cancelled), read at scrape",
+    ["state"],
+    multiprocess_mode="mostrecent",
+)
+COG_JOBS_ENDED = Counter(
+    "fieldsync_cog_jobs_ended_total",
+    "COG jobs this process worked on, by outcome (success, fail, retry, released, dropped)",
+    ["outcome"],
+)
+COG_JOB_SECONDS = Histogram(
+    "fieldsync_cog_job_duration_seconds",
+    "Time one COG job took in this process, claim to outcome",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)
 
 
 class OperationLabels:
@@ -224,8 +241,21 @@ def record_pool(engine: Engine, returning: int = 0) -> None:
     POOL_SIZE.set(size() + max(overflow, 0) if callable(size) else 0)
 
 
+def record_cog_queue(engine: Engine) -> None:
+    """Set the queue gauge from the database; left as it was when the database is down."""
+    try:
+        with read_snapshot(engine) as conn:
+            counts = counts_by_state(conn)
+    except Exception as exc:
+        database_log.debug("COG queue not read for metrics: %s", exc)
+        return
+    for state in STATES:
+        COG_JOBS.labels(state).set(counts.get(state, 0))
+
+
 def metrics_text(engine: Engine) -> bytes:
     record_pool(engine)
+    record_cog_queue(engine)
     if MULTIPROC_ENV in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -16,15 +16,17 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldsync.processing.cog import CogInputError, create_cog
 from sqlalchemy import Engine
 
 from fieldsync.blobs.context import BlobContext
+from fieldsync.observability import COG_JOB_SECONDS, COG_JOBS_ENDED
 from fieldsync.processing import jobs
+from fieldsync.processing.cog import CogInputError, create_cog
 from fieldsync.storage.cog_jobs import ClaimedJob
 from fieldsync.storage.database import error_summary
 
@@ -126,21 +128,34 @@ class Worker:
             self._process(job, stop)
 
     def _process(self, job: ClaimedJob, stop: threading.Event) -> None:
+        started = time.monotonic()
         with _LeaseKeeper(self.engine, job, self.settings.queue) as lease:
-            try:
-                self._make(job, lambda fraction: _check(job, fraction, lease.lost, stop))
-            except JobAborted:
-                if not lease.lost.is_set():
-                    jobs.release(self.engine, job)
-                    log.info("COG job %s given back to the queue (worker stopping)", job.id)
-            except CogInputError as exc:
-                jobs.fail(self.engine, job, str(exc))
-                log.info("COG job %s: FAIL: %s", job.id, exc)
-            except Exception as exc:
-                log.exception("COG job %s failed unexpectedly", job.id)
-                jobs.retry_or_fail(self.engine, job, error_summary(exc), self.settings.queue)
+            outcome = self._outcome(job, stop, lease)
+        COG_JOBS_ENDED.labels(outcome).inc()
+        COG_JOB_SECONDS.observe(time.monotonic() - started)
 
-    def _make(self, job: ClaimedJob, progress: Callable[[float], None]) -> None:
+    def _outcome(self, job: ClaimedJob, stop: threading.Event, lease: _LeaseKeeper) -> str:
+        """Do the job and record how it ended; the outcome's metric label."""
+        try:
+            made = self._make(job, lambda fraction: _check(job, fraction, lease.lost, stop))
+        except JobAborted:
+            if lease.lost.is_set():
+                return "dropped"
+            jobs.release(self.engine, job)
+            log.info("COG job %s given back to the queue (worker stopping)", job.id)
+            return "released"
+        except CogInputError as exc:
+            jobs.fail(self.engine, job, str(exc))
+            log.info("COG job %s: FAIL: %s", job.id, exc)
+            return "fail"
+        except Exception as exc:
+            log.exception("COG job %s failed unexpectedly", job.id)
+            jobs.retry_or_fail(self.engine, job, error_summary(exc), self.settings.queue)
+            return "retry"
+        return "success" if made else "dropped"
+
+    def _make(self, job: ClaimedJob, progress: Callable[[float], None]) -> bool:
+        """Make and store the COG; whether it was recorded (False: no longer ours)."""
         if job.source_blob_key is None:
             raise CogInputError("the mosaic's GeoTIFF has no stored bytes: import it again")
         store = self.blobs().store
@@ -155,8 +170,9 @@ class Worker:
             stored = store.store_file(output, jobs.COG_CONTENT_TYPE)
             if jobs.succeed(self.engine, job, stored, result):
                 log.info("COG job %s: SUCCESS (max_zoom %s)", job.id, result.max_zoom)
-            else:
-                log.info("COG job %s was cancelled or taken over; its result is dropped", job.id)
+                return True
+            log.info("COG job %s was cancelled or taken over; its result is dropped", job.id)
+            return False
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

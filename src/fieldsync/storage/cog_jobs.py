@@ -24,6 +24,7 @@ DONE = "done"
 FAILED = "failed"
 CANCELLED = "cancelled"
 OPEN_STATES = (QUEUED, RUNNING)
+STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
