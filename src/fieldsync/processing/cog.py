@@ -45,6 +45,9 @@ GRAYSCALE_ERROR = (
     "Failed to ungrayscale input image: Expected number of bands to be in (2, 4), but found {}"
 )
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
+CLIP_NODATA_FLOAT = float("nan")
+"""Outside a clip boundary, a source without nodata or alpha gets nodata: NaN for floating
+point, 0 for 16/32-bit integers (8-bit gets a mask)."""
 
 Progress = Callable[[float], None]
 
@@ -167,16 +170,19 @@ def _profile(dataset: Any) -> dict[str, Any]:
 def _translate(
     readable: Any, destination: Path, profile: dict[str, Any], progress: Progress | None
 ) -> None:
-    jpeg = profile["compress"] == "JPEG"
-    masked = jpeg and (
-        readable.nodata is not None or _visible_band_count(readable) != readable.count
+    # An 8-bit alpha band becomes the internal mask (a COG's bands are the data bands); so
+    # does nodata under JPEG, whose lossy values cannot carry it. GDAL reads no mask from a
+    # 16-bit or float alpha band, so there the alpha band stays a band.
+    eight_bit = readable.dtypes[0] == "uint8"
+    has_alpha = _visible_band_count(readable) != readable.count
+    masked = eight_bit and (
+        has_alpha or profile["compress"] == "JPEG" and readable.nodata is not None
     )
     indexes = None
-    if masked:
+    if masked and has_alpha:
         alpha = rasterio.enums.ColorInterp.alpha
-        indexes = [
-            i for i, c in zip(readable.indexes, readable.colorinterp, strict=True) if c is not alpha
-        ]
+        pairs = zip(readable.indexes, readable.colorinterp, strict=True)
+        indexes = [index for index, interp in pairs if interp is not alpha]
     cog_translate(
         readable,
         str(destination),
@@ -245,7 +251,10 @@ def _clipped(dataset: Any, boundary: Mapping[str, Any]) -> Any:
     ]
     options: dict[str, Any] = {"cutline": _wkt(pixel_polygons)}
     if dataset.nodata is None and _visible_band_count(dataset) == dataset.count:
-        options["add_alpha"] = True
+        if dataset.dtypes[0] == "uint8":
+            options["add_alpha"] = True  # becomes the mask
+        else:  # no mask from a 16-bit alpha (see _translate): outside becomes nodata
+            options["nodata"] = CLIP_NODATA_FLOAT if "float" in dataset.dtypes[0] else 0
     return WarpedVRT(dataset, **options)
 
 
