@@ -40,7 +40,7 @@ def pixels(
     if kind == "constant":
         rows, cols = np.full_like(rows, 50), np.zeros_like(cols)
     stack = np.stack([(cols + 2 * rows + 40 * b) for b in range(bands)])
-    if np.dtype(dtype).kind == "f":
+    if np.dtype(dtype).kind in "fc":
         return (stack % 1000 / 1000).astype(dtype)
     top = min(int(np.iinfo(dtype).max), 60_000)
     return (stack % top).astype(dtype)

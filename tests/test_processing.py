@@ -130,9 +130,7 @@ def test_reimporting_a_mosaic_replaces_its_cog(blob_env: BlobEnv, tmp_path: Path
     assert second["mosaic"]["sentera_id"] == mosaic
     page = api.cogs(held)
     assert [d["sentera_id"] for d in page["deleted"]] == [first["cog"]["sentera_id"]]
-    assert [c["status"] for c in page["upserted"] if c["sentera_id"] not in others] == [
-        "PENDING"
-    ]
+    assert [c["status"] for c in page["upserted"] if c["sentera_id"] not in others] == ["PENDING"]
     run_queue(blob_env)
     files = api.files_of(mosaic)
     assert sorted((f["filename"], f["file_type"]) for f in files) == [

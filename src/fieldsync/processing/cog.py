@@ -214,7 +214,8 @@ class _ProgressLog:
         return None
 
     def isatty(self) -> bool:
-        return False
+        """True, so that click's progress bar writes every step and not just its label."""
+        return True
 
 
 def _describe(cog: Path, clipped: bool) -> CogResult:

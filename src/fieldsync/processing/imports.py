@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from fieldsync.processing.clip_boundary import InvalidClipBoundary, parse_clip_boundary
 from sqlalchemy import Connection
 
 from fieldsync.blobs.uploads import StoredBytes
 from fieldsync.errors import FieldSyncError, InvalidArgumentError, NotFoundError
 from fieldsync.ids import TypeCode, new_sentera_id, type_code_of
 from fieldsync.model import kinds as k
+from fieldsync.processing.clip_boundary import InvalidClipBoundary, parse_clip_boundary
 from fieldsync.storage import cog_jobs
 from fieldsync.storage.rows import rows_by_sentera_id
 from fieldsync.write.access import WriteAccess

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldsync.processing.cog import CogInputError, create_cog
 from sqlalchemy import Engine
 
 from fieldsync.blobs.context import BlobContext
 from fieldsync.processing import jobs
+from fieldsync.processing.cog import CogInputError, create_cog
 from fieldsync.storage.cog_jobs import ClaimedJob
 from fieldsync.storage.database import error_summary
 
