@@ -157,7 +157,7 @@ def _profile(dataset: Any) -> dict[str, Any]:
     dtype = dataset.dtypes[0]
     if dtype == "uint8" and _visible_band_count(dataset) == 3:
         profile = dict(cog_profiles.get("jpeg"))  # type: ignore[no-untyped-call]
-        profile["quality"] = 90
+        profile["jpeg_quality"] = 90  # GDAL GTiff JPEG_QUALITY (default 75)
         return profile
     profile = dict(cog_profiles.get("deflate"))  # type: ignore[no-untyped-call]
     profile["predictor"] = 3 if dtype.startswith("float") else 2
