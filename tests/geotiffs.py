@@ -25,12 +25,22 @@ def default_transform(crs: str | None, pixel: float = PIXEL_METRES) -> Affine:
     return metres
 
 
-def pattern(bands: int, height: int, width: int, dtype: str) -> np.ndarray[Any, Any]:
-    """Band b at (row, col) holds (col + 2*row + 40*b) modulo the type's range (a float band
-    holds that over 1000, like an index), so any pixel's value is known."""
+PATTERNS = ("gradient", "constant")
+
+
+def pixels(
+    bands: int, height: int, width: int, dtype: str, kind: str = "gradient"
+) -> np.ndarray[Any, Any]:
+    """With "gradient", band b at (row, col) holds (col + 2*row + 40*b) modulo the type's range
+    (a float band holds that over 1000, like an index); with "constant", band b holds
+    100 + 40*b everywhere (over 1000 for floats). Either way any pixel's value is known."""
+    if kind not in PATTERNS:
+        raise ValueError(f"pattern must be one of {PATTERNS}, got {kind!r}")
     rows, cols = np.mgrid[0:height, 0:width]
+    if kind == "constant":
+        rows, cols = np.full_like(rows, 50), np.zeros_like(cols)
     stack = np.stack([(cols + 2 * rows + 40 * b) for b in range(bands)])
-    if np.dtype(dtype).kind == "f":
+    if np.dtype(dtype).kind in "fc":
         return (stack % 1000 / 1000).astype(dtype)
     top = min(int(np.iinfo(dtype).max), 60_000)
     return (stack % top).astype(dtype)
@@ -47,10 +57,11 @@ def write_geotiff(
     transform: Affine | None = None,
     nodata: float | None = None,
     alpha: bool = False,
+    pattern: str = "gradient",
 ) -> Path:
-    """A tiled GeoTIFF of `pattern`; with `alpha`, one more band (opaque but for the left
-    tenth of the columns); with `crs=None`, no georeference at all."""
-    data = pattern(bands, height, width, dtype)
+    """A tiled GeoTIFF of `pixels` in the given `pattern`; with `alpha`, one more band
+    (opaque but for the left tenth of the columns); with `crs=None`, no georeference."""
+    data = pixels(bands, height, width, dtype, pattern)
     count = bands + (1 if alpha else 0)
     profile: dict[str, Any] = {
         "driver": "GTiff",

@@ -160,7 +160,7 @@ def _profile(dataset: Any) -> dict[str, Any]:
     dtype = dataset.dtypes[0]
     if dtype == "uint8" and _visible_band_count(dataset) == 3:
         profile = dict(cog_profiles.get("jpeg"))  # type: ignore[no-untyped-call]
-        profile["quality"] = 90
+        profile["jpeg_quality"] = 90  # GDAL GTiff JPEG_QUALITY (default 75)
         return profile
     profile = dict(cog_profiles.get("deflate"))  # type: ignore[no-untyped-call]
     profile["predictor"] = 3 if dtype.startswith("float") else 2
@@ -220,7 +220,8 @@ class _ProgressLog:
         return None
 
     def isatty(self) -> bool:
-        return False
+        """True, so that click's progress bar writes every step and not just its label."""
+        return True
 
 
 def _describe(cog: Path, clipped: bool) -> CogResult:
