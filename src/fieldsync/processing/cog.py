@@ -176,7 +176,7 @@ def _translate(
     eight_bit = readable.dtypes[0] == "uint8"
     has_alpha = _visible_band_count(readable) != readable.count
     masked = eight_bit and (
-        has_alpha or profile["compress"] == "JPEG" and readable.nodata is not None
+        has_alpha or (profile["compress"] == "JPEG" and readable.nodata is not None)
     )
     indexes = None
     if masked and has_alpha:
