@@ -27,6 +27,7 @@ from fieldsync.blobs.store import (
     CompletedBlob,
     DownloadTarget,
     InvalidPartError,
+    RasterLocation,
     SizeMismatchError,
     StoredBlob,
     UploadTarget,
@@ -245,6 +246,10 @@ class LocalBlobStore:
         if target.content_type:
             params["type"] = target.content_type
         return self._sign(GET_PATH.format(key=quote(target.key)), params, base_url)
+
+    def raster_location(self, key: str) -> RasterLocation:
+        """The blob's file, read by GDAL directly."""
+        return RasterLocation(str(self.blob_path(key)))
 
     def remove_stale_temporaries(self, older_than: datetime) -> int:
         """Temporary files and abandoned part directories last written before `older_than`."""

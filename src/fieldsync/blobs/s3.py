@@ -26,6 +26,7 @@ from fieldsync.blobs.store import (
     CompletedBlob,
     DownloadTarget,
     InvalidPartError,
+    RasterLocation,
     StoredBlob,
     UploadTarget,
     check_part_sizes,
@@ -251,6 +252,20 @@ class S3BlobStore:
         if target.content_type:
             params["ResponseContentType"] = target.content_type
         return self._presign("get_object", params)
+
+    def raster_location(self, key: str) -> RasterLocation:
+        """A presigned GET read through GDAL's `/vsicurl/` (HTTP range requests).
+
+        A presigned URL carries its own authorization, so no credentials go into GDAL's
+        process-wide configuration, and it reaches any endpoint the links already reach."""
+        url = self._presign("get_object", {"Key": self.object_key(key)})
+        options = {
+            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+            # A URL presigned for GET does not authorize HEAD: size comes from a ranged GET.
+            "CPL_VSIL_CURL_USE_HEAD": "NO",
+            "GDAL_HTTP_MAX_RETRY": "2",
+        }
+        return RasterLocation("/vsicurl/" + url, options)
 
     def remove_stale_temporaries(self, older_than: datetime) -> int:
         """Staging objects left behind (a server stopped between complete and copy)."""

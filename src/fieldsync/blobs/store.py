@@ -94,6 +94,15 @@ class DownloadTarget:
     content_type: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RasterLocation:
+    """Where GDAL reads a blob from: a path (local file or `/vsicurl/` URL) and the GDAL
+    configuration options that reading needs."""
+
+    path: str
+    gdal_options: dict[str, str] = field(default_factory=dict)
+
+
 class BlobStore(Protocol):
     """What FieldSync needs of a store. `key` is always a content key (`blob_key`);
     `upload_id` is FieldSync's upload id and `store_upload_id` the store's own (S3 UploadId)."""
@@ -131,6 +140,8 @@ class BlobStore(Protocol):
     def presign_get(self, target: DownloadTarget, base_url: str) -> str: ...
 
     def remove_stale_temporaries(self, older_than: datetime) -> int: ...
+
+    def raster_location(self, key: str) -> RasterLocation: ...
 
 
 def decode_checksum(checksum: str) -> bytes:

@@ -1,0 +1,1 @@
+"""Mosaic processing: COG creation, clip boundaries, the job queue and its worker."""
