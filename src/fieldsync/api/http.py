@@ -32,6 +32,7 @@ from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResp
 from fieldsync.api.files import file_routes
 from fieldsync.api.limits import RequestDeadline, response_too_large
 from fieldsync.api.schema import build_fieldsync_schema
+from fieldsync.api.tiles import LEAFLET_PATH, tile_routes
 from fieldsync.blobs.context import LazyBlobContext
 from fieldsync.blobs.gc import PeriodicCollector
 from fieldsync.config import Settings, SettingsError
@@ -53,6 +54,7 @@ GRAPHIQL_HTML = Path(__file__).with_name("graphiql.html").read_text(encoding="ut
 # GraphiQL's scripts and styles, shipped in the package (the page works without internet).
 GRAPHIQL_STATIC_DIR = Path(__file__).with_name("static")
 GRAPHIQL_STATIC_PATH = "/graphql/static"
+LEAFLET_STATIC_DIR = GRAPHIQL_STATIC_DIR / "leaflet"
 _DISCONNECT_POLL_SECONDS = 0.2
 """How often a running request checks whether its client is still there."""
 
@@ -331,6 +333,8 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             *health_routes(engine, admission.outage),
             Mount(GRAPHIQL_STATIC_PATH, StaticFiles(directory=GRAPHIQL_STATIC_DIR)),
             *file_routes(blobs),
+            Mount(LEAFLET_PATH, StaticFiles(directory=LEAFLET_STATIC_DIR)),
+            *tile_routes(engine, blobs),
         ],
         exception_handlers={Exception: server_error},
         lifespan=_background_lifespan(engine, blobs, settings),

@@ -25,6 +25,7 @@ from fieldsync.api.resolvers import (
     resolve_action,
     resolve_reference,
 )
+from fieldsync.api.tile_access import resolve_map_url
 from fieldsync.api.uploads import UPLOAD_RESOLVERS, resolve_url
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
@@ -40,7 +41,11 @@ def build_fieldsync_schema() -> GraphQLSchema:
     sync_item = schema.get_type("SyncItem")
     assert isinstance(sync_item, GraphQLInterfaceType)
     mutations = MUTATION_RESOLVERS | UPLOAD_RESOLVERS
-    urls = {"Image": {"url": resolve_url}, "File": {"url": resolve_url}}
+    urls = {
+        "Image": {"url": resolve_url},
+        "File": {"url": resolve_url},
+        "Survey": {"map_url": resolve_map_url},
+    }
     for type_name, fields in (RESOLVERS | urls | {"Mutation": mutations}).items():
         graphql_type = schema.get_type(type_name)
         assert isinstance(graphql_type, GraphQLObjectType), type_name

@@ -27,6 +27,7 @@ from fieldsync.blobs.store import (
     CompletedBlob,
     DownloadTarget,
     InvalidPartError,
+    RasterLocation,
     SizeMismatchError,
     StoredBlob,
     UploadTarget,
@@ -268,6 +269,10 @@ class LocalBlobStore:
                 writer.discard()
                 raise
         return CompletedBlob(key, checksum_of(md5_hex), size)
+
+    def raster_location(self, key: str) -> RasterLocation:
+        """The blob's file, read by GDAL directly."""
+        return RasterLocation(str(self.blob_path(key)))
 
     def remove_stale_temporaries(self, older_than: datetime) -> int:
         """Temporary files and abandoned part directories last written before `older_than`."""

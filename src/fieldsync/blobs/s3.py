@@ -27,6 +27,7 @@ from fieldsync.blobs.store import (
     CompletedBlob,
     DownloadTarget,
     InvalidPartError,
+    RasterLocation,
     StoredBlob,
     UploadTarget,
     check_part_sizes,
@@ -272,6 +273,20 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _unavailable(exc, "upload an object") from None
         return CompletedBlob(key, checksum_of(md5_hex), size)
+
+    def raster_location(self, key: str) -> RasterLocation:
+        """A presigned GET read through GDAL's `/vsicurl/` (HTTP range requests).
+
+        A presigned URL carries its own authorization, so no credentials go into GDAL's
+        process-wide configuration, and it reaches any endpoint the links already reach."""
+        url = self._presign("get_object", {"Key": self.object_key(key)})
+        options = {
+            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+            # A URL presigned for GET does not authorize HEAD: size comes from a ranged GET.
+            "CPL_VSIL_CURL_USE_HEAD": "NO",
+            "GDAL_HTTP_MAX_RETRY": "2",
+        }
+        return RasterLocation("/vsicurl/" + url, options)
 
     def remove_stale_temporaries(self, older_than: datetime) -> int:
         """Staging objects left behind (a server stopped between complete and copy)."""

@@ -97,6 +97,15 @@ class DownloadTarget:
     content_type: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RasterLocation:
+    """Where GDAL reads a blob from: a path (local file or `/vsicurl/` URL) and the GDAL
+    configuration options that reading needs."""
+
+    path: str
+    gdal_options: dict[str, str] = field(default_factory=dict)
+
+
 class BlobStore(Protocol):
     """What FieldSync needs of a store. `key` is always a content key (`blob_key`);
     `upload_id` is FieldSync's upload id and `store_upload_id` the store's own (S3 UploadId)."""
@@ -143,6 +152,8 @@ class BlobStore(Protocol):
     def store_file(self, path: Path, content_type: str | None) -> CompletedBlob:
         """Put a local file's bytes under their content key, streaming (any size)."""
         ...
+
+    def raster_location(self, key: str) -> RasterLocation: ...
 
 
 def file_digest(path: Path) -> tuple[int, str]:
