@@ -31,4 +31,6 @@ def test_the_processing_examples_run_against_a_demo_server(tmp_path: Path) -> No
     assert lines[:2] == ["PUT: HTTP 200", '{"status":"PENDING"}'], result.stdout
     assert '{"status":"SUCCESS","max_zoom":21,"error":null}' in lines, result.stdout
     assert "elk-river-cog.tif is a valid cloud optimized GeoTIFF" in lines, result.stdout
+    assert "tile: HTTP 200 image/png" in lines, result.stdout
+    assert lines[-1].startswith(f"{server.base}/map/61sgabq_CO_AcmeAg"), result.stdout
     assert not (ROOT / "elk-river.tif").exists() and not (ROOT / "elk-river-cog.tif").exists()
