@@ -143,6 +143,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--size", type=int, default=20_000, help="width and height in pixels")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--keep-cog",
+        action="store_true",
+        help="keep FieldSync's last COG in --workdir (cog-fieldsync.tif), e.g. for tile_bench.py",
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     source = write_source(args.workdir / f"mosaic-{args.size}.tif", args.size)
@@ -158,7 +163,9 @@ def main() -> None:
                 f"{run.peak_rss_bytes / 2**20:8.1f} MiB"
             )
             runs.append(run)
-            destination.unlink(missing_ok=True)
+            last = round_number == args.rounds - 1
+            if not (args.keep_cog and last and name == "fieldsync"):
+                destination.unlink(missing_ok=True)
     report(runs)
 
 
