@@ -21,6 +21,7 @@ from fieldsync.blobs.s3 import s3_client
 from fieldsync.config import Settings
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import write_transaction
+from fieldsync.tokens import create_token
 from tests.builder import World, build_world
 from tests.ops_support import ThreadServer
 from tests.s3_support import S3Server
@@ -76,6 +77,51 @@ class BlobEnv:
                 str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file()
             )
         return sorted(self.s3_keys())
+
+
+CREATE_UPLOAD = """
+mutation($name: String!, $size: BigInt!, $md5: String!, $type: String!) {
+  create_file_upload(filename: $name, byte_size: $size, checksum: $md5, content_type: $type) {
+    id upload_url headers
+  }
+}"""
+
+
+class Api:
+    """GraphQL calls over the env's server as one user (the world's user by default)."""
+
+    def __init__(self, env: BlobEnv, user: str | None = None) -> None:
+        self.env = env
+        self.token = create_token(env.engine, user or env.world.user)
+
+    def call(self, document: str, **variables: Any) -> dict[str, Any]:
+        response = self.env.server.post(document, self.token, variables)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, document: str, **variables: Any) -> dict[str, Any]:
+        body = self.call(document, **variables)
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def upload(
+        self, content: bytes, name: str = "notes.pdf", content_type: str = "application/pdf"
+    ) -> str:
+        ticket = self.data(
+            CREATE_UPLOAD,
+            name=name,
+            size=len(content),
+            md5=md5_b64(content),
+            type=content_type,
+        )["create_file_upload"]
+        put = self.env.server.http.put(
+            ticket["upload_url"], content=content, headers=ticket["headers"]
+        )
+        assert put.status_code in (200, 201, 204), put.text
+        file_key: str = ticket["id"]
+        return file_key
 
 
 def put(http: httpx.Client, url: str, headers: dict[str, str], body: bytes) -> httpx.Response:

@@ -15,14 +15,10 @@ from fieldsync.storage import cog_jobs
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import read_snapshot
 from fieldsync.storage.rows import rows_by_sentera_id
-from tests.blob_support import BlobEnv, md5_b64
+from tests.blob_support import Api, BlobEnv
 
 COG_FIELDS = "sentera_id content_hash status error max_zoom clipped mosaic { sentera_id }"
-CREATE_UPLOAD = """
-mutation($name: String!, $size: BigInt!, $md5: String!) {
-  create_file_upload(filename: $name, byte_size: $size, checksum: $md5,
-                     content_type: "image/tiff") { id upload_url headers }
-}"""
+
 IMPORT_MOSAIC = f"""
 mutation($survey: ID!, $keys: [String!]!, $type: MosaicType!, $name: String, $mosaic: ID,
          $clip: JSON) {{
@@ -49,40 +45,15 @@ query($mosaic: ID!) {
 }"""
 
 
-class ProcessingApi:
-    """The GraphQL calls of an import, as the world's user, over the env's server."""
+class ProcessingApi(Api):
+    """The GraphQL calls of importing mosaics and following their COGs."""
 
-    def __init__(self, env: BlobEnv, token: str) -> None:
-        self.env = env
-        self.token = token
-
-    def call(self, document: str, **variables: Any) -> dict[str, Any]:
-        response = self.env.server.post(document, self.token, variables)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def data(self, document: str, **variables: Any) -> dict[str, Any]:
-        body = self.call(document, **variables)
-        assert "errors" not in body, body
-        data: dict[str, Any] = body["data"]
-        return data
-
-    def upload(self, path: Path, name: str | None = None) -> str:
-        content = path.read_bytes()
-        ticket = self.data(
-            CREATE_UPLOAD, name=name or path.name, size=len(content), md5=md5_b64(content)
-        )["create_file_upload"]
-        put = self.env.server.http.put(
-            ticket["upload_url"], content=content, headers=ticket["headers"]
-        )
-        assert put.status_code in (200, 201, 204), put.text
-        key: str = ticket["id"]
-        return key
+    def upload_file(self, path: Path) -> str:
+        return self.upload(path.read_bytes(), path.name, "image/tiff")
 
     def import_mosaic(self, path: Path, mosaic_type: str = "RGB", **more: Any) -> dict[str, Any]:
         """Upload the file and import it; the import_mosaic answer."""
-        key = self.upload(path)
+        key = self.upload_file(path)
         result: dict[str, Any] = self.data(
             IMPORT_MOSAIC, survey=self.env.world.survey, keys=[key], type=mosaic_type, **more
         )["import_mosaic"]

@@ -12,7 +12,6 @@ import pytest
 from fieldsync.processing import jobs
 from fieldsync.processing.jobs import QueueSettings
 from fieldsync.storage import cog_jobs
-from fieldsync.tokens import create_token
 from tests.blob_support import BlobEnv
 from tests.geotiffs import write_geotiff
 from tests.processing_support import ProcessingApi, jobs_of
@@ -25,7 +24,7 @@ LONG = QueueSettings(lease_seconds=60)
 def queued(blob_env: BlobEnv, tmp_path: Path) -> tuple[ProcessingApi, str]:
     if blob_env.kind == "s3":
         pytest.skip("the queue lives in the database; the store plays no part")
-    api = ProcessingApi(blob_env, create_token(blob_env.engine, blob_env.world.user))
+    api = ProcessingApi(blob_env)
     cog = api.import_mosaic(write_geotiff(tmp_path / "m.tif"))["cog"]["sentera_id"]
     return api, cog
 

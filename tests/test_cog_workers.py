@@ -20,7 +20,6 @@ from fieldsync.config import Settings
 from fieldsync.storage import cog_jobs
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import read_snapshot
-from fieldsync.tokens import create_token
 from tests.blob_support import BlobEnv
 from tests.geotiffs import write_geotiff
 from tests.ops_support import ThreadServer
@@ -123,7 +122,7 @@ def test_two_workers_do_twenty_jobs_each_exactly_once(
     _only_postgresql_and_local(blob_env)
     workers.start()
     workers.start()
-    api = ProcessingApi(blob_env, create_token(blob_env.engine, blob_env.world.user))
+    api = ProcessingApi(blob_env)
     cogs = []
     for n in range(20):
         source = write_geotiff(tmp_path / f"m{n}.tif", width=256 + 16 * n, height=256)
@@ -145,7 +144,7 @@ def test_a_job_of_a_killed_worker_is_finished_by_another_after_its_lease(
     blob_env: BlobEnv, workers: WorkerPool, tmp_path: Path
 ) -> None:
     _only_postgresql_and_local(blob_env)
-    api = ProcessingApi(blob_env, create_token(blob_env.engine, blob_env.world.user))
+    api = ProcessingApi(blob_env)
     source = write_geotiff(tmp_path / "big.tif", width=6000, height=6000)
     cog = api.import_mosaic(source)["cog"]["sentera_id"]
     first = workers.start()
@@ -176,7 +175,7 @@ def test_serve_on_sqlite_makes_cogs_by_itself(
     server = ThreadServer(blob_env.engine, settings)
     try:
         blob_env.server, previous = server, blob_env.server
-        api = ProcessingApi(blob_env, create_token(blob_env.engine, blob_env.world.user))
+        api = ProcessingApi(blob_env)
         cog = api.import_mosaic(write_geotiff(tmp_path / "m.tif"))["cog"]["sentera_id"]
         wait_for(lambda: api.cog(cog)["status"] == "SUCCESS", timeout=120)
     finally:

@@ -13,7 +13,6 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from fieldsync.storage import cog_jobs
-from fieldsync.tokens import create_token
 from tests.blob_support import BlobEnv
 from tests.geotiffs import truncate_file, write_geotiff
 from tests.processing_support import IMPORT_MOSAIC, ProcessingApi, jobs_of, run_queue
@@ -32,7 +31,7 @@ def mine(items: list[dict[str, Any]], sentera_id: str) -> list[dict[str, Any]]:
 
 
 def api_for(env: BlobEnv, user: str | None = None) -> ProcessingApi:
-    return ProcessingApi(env, create_token(env.engine, user or env.world.user))
+    return ProcessingApi(env, user)
 
 
 def test_an_imported_mosaic_becomes_a_valid_cog_and_sync_sees_every_step(
@@ -167,18 +166,18 @@ def test_bad_imports_are_refused_up_front_and_write_nothing(
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(b"%PDF-1.4 not a raster")
     cases = {
-        "no GeoTIFF": ({"keys": [api.upload(pdf)]}, "exactly one GeoTIFF"),
+        "no GeoTIFF": ({"keys": [api.upload_file(pdf)]}, "exactly one GeoTIFF"),
         "empty": ({"keys": []}, "file_keys is empty"),
         "unknown key": ({"keys": ["nope"]}, "no upload with file_key"),
         "bad clip": (
             {
-                "keys": [api.upload(write_geotiff(tmp_path / "a.tif"))],
+                "keys": [api.upload_file(write_geotiff(tmp_path / "a.tif"))],
                 "clip": {"type": "Point", "coordinates": [0, 0]},
             },
             "clip_boundary",
         ),
         "unknown mosaic": (
-            {"keys": [api.upload(write_geotiff(tmp_path / "b.tif"))], "mosaic": "xx_MO_nope"},
+            {"keys": [api.upload_file(write_geotiff(tmp_path / "b.tif"))], "mosaic": "xx_MO_nope"},
             "does not exist in survey",
         ),
     }

@@ -7,13 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from fieldsync.tokens import create_token
-from tests.blob_support import BlobEnv, md5_b64
+from tests.blob_support import CREATE_UPLOAD, Api, BlobEnv, md5_b64
 from tests.builder import Changeset, representation, sid, snapshot
 
 FILE_FIELDS = "sentera_id content_hash action filename size checksum url"
@@ -21,12 +19,7 @@ RESULT = (
     f"succeeded {{ ... on File {{ {FILE_FIELDS} }} ... on Image {{ sentera_id content_hash "
     "filename size checksum url } } failed { index attributes { attribute key message } }"
 )
-CREATE_UPLOAD = """
-mutation($name: String!, $size: BigInt!, $md5: String!, $type: String!) {
-  create_file_upload(filename: $name, byte_size: $size, checksum: $md5, content_type: $type) {
-    id upload_url headers
-  }
-}"""
+
 UPSERT_FILES = f"""
 mutation($owner: FileOwnerInput!, $files: [FileImport!]!) {{
   upsert_files(owner: $owner, files: $files) {{ {RESULT} }}
@@ -41,39 +34,6 @@ query($owners: [FileOwnerInput!]!) {{
     upserted {{ ... on File {{ {FILE_FIELDS} }} }}
   }}
 }}"""
-
-
-class Api:
-    def __init__(self, env: BlobEnv, user: str | None = None) -> None:
-        self.env = env
-        self.token = create_token(env.engine, user or env.world.user)
-
-    def call(self, document: str, **variables: Any) -> dict[str, Any]:
-        response = self.env.server.post(document, self.token, variables)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def data(self, document: str, **variables: Any) -> dict[str, Any]:
-        body = self.call(document, **variables)
-        assert "errors" not in body, body
-        data: dict[str, Any] = body["data"]
-        return data
-
-    def upload(self, content: bytes, name: str = "notes.pdf") -> str:
-        ticket = self.data(
-            CREATE_UPLOAD,
-            name=name,
-            size=len(content),
-            md5=md5_b64(content),
-            type="application/pdf",
-        )["create_file_upload"]
-        put = self.env.server.http.put(
-            ticket["upload_url"], content=content, headers=ticket["headers"]
-        )
-        assert put.status_code in (200, 201, 204), put.text
-        file_key: str = ticket["id"]
-        return file_key
 
 
 def survey_owner(env: BlobEnv) -> dict[str, str]:
