@@ -46,11 +46,12 @@ def build_fieldsync_schema() -> GraphQLSchema:
         "File": {"url": resolve_url},
         "Survey": {"map_url": resolve_map_url},
     }
-    for type_name, fields in (RESOLVERS | urls | {"Mutation": mutations}).items():
-        graphql_type = schema.get_type(type_name)
-        assert isinstance(graphql_type, GraphQLObjectType), type_name
-        for field_name, resolver in fields.items():
-            graphql_type.fields[field_name].resolve = resolver
+    for fields_by_type in (RESOLVERS, urls, {"Mutation": mutations}):
+        for type_name, fields in fields_by_type.items():
+            graphql_type = schema.get_type(type_name)
+            assert isinstance(graphql_type, GraphQLObjectType), type_name
+            for field_name, resolver in fields.items():
+                graphql_type.fields[field_name].resolve = resolver
     for item_type in schema.get_implementations(sync_item).objects:
         names = ("created_by", "updated_by", *REFERENCE_FIELDS.get(item_type.name, ()))
         for field_name in names:
