@@ -147,17 +147,6 @@ def release(engine: Engine, job: ClaimedJob) -> None:
             _write_cog(conn, job, {"status": "PENDING"}, _now())
 
 
-def cancel(engine: Engine, job: ClaimedJob) -> None:
-    """Close a job whose COG was deleted while it ran (already cancelled by the delete)."""
-    with write_transaction(engine) as conn:
-        cog_jobs.finish(conn, job, cog_jobs.CANCELLED, _now())
-
-
-def is_cancelled(engine: Engine, job: ClaimedJob) -> bool:
-    with write_transaction(engine) as conn:
-        return not cog_jobs.is_current(conn, job)
-
-
 def _document(job: ClaimedJob, values: dict[str, Any]) -> dict[str, Any]:
     cog = {"sentera_id": job.cog_sentera_id, "mosaic_sentera_id": job.mosaic_sentera_id}
     return {"actor_sentera_id": job.actor_sentera_id, "upsert": {"cogs": [cog | values]}}
