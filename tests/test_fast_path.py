@@ -21,11 +21,14 @@ from graphql import parse
 from graphql.execution.executor import Executor
 from sqlalchemy import Engine, select, update
 
+from fieldsync.api.completed_items import COMPLETED_ITEMS
 from fieldsync.api.execution import GraphQLExecutor, GraphQLRequest, GraphQLResponse
 from fieldsync.api.inline_lists import lift_inline_lists
 from fieldsync.api.limits import Limits
 from fieldsync.api.schema import build_fieldsync_schema
+from fieldsync.changeset import apply_changeset
 from fieldsync.storage import tables as t
+from fieldsync.sync.representation_cache import REPRESENTATIONS
 from fieldsync.tokens import create_token
 from tests import seed_world as sw
 
@@ -218,6 +221,17 @@ def mosaics_survey() -> str:
     return survey
 
 
+@pytest.fixture
+def uncached_representations() -> Iterator[None]:
+    """The process's decoded representations forgotten before and after a test that changes a
+    stored representation in place, without giving it a new hash (which no write path does):
+    other tests' worlds have the same ids and hashes."""
+    REPRESENTATIONS.clear()
+    yield
+    REPRESENTATIONS.clear()
+
+
+@pytest.mark.usefixtures("uncached_representations")
 @pytest.mark.parametrize(
     "changes",
     [
@@ -246,6 +260,82 @@ def test_stored_values_outside_the_type_answer_as_graphql_core(
         )
     fast, _ = paths.both(MOSAICS, {"survey": survey})
     assert fast.status == 200
+
+
+# -- completed items served again ---------------------------------------------------------------
+
+
+def mosaic_query(selection: str) -> str:
+    """A first `sync_mosaics` page asking for `selection` of each mosaic."""
+    released = ", $released: Boolean = true" if "$released" in selection else ""
+    return (
+        f"query Mosaics($survey: ID!{released}) {{\n"
+        "  sync_mosaics(survey_sentera_id: $survey, content_hashes: []) {\n"
+        f"    upserted {{ __typename sentera_id content_hash ... on Mosaic {{ {selection} }} }}\n"
+        "  }\n}\n"
+    )
+
+
+@pytest.mark.usefixtures("uncached_representations")
+@pytest.mark.parametrize(
+    ("first", "second", "second_variables"),
+    [
+        ("name released", "label: name released", {}),  # an alias
+        ("name @include(if: $released)", "name @include(if: $released)", {"released": False}),
+        ("area { value }", "area { unit }", {}),  # another selection of an object field
+        ("survey { sentera_id }", "survey { sentera_id name }", {}),  # then a resolver
+        ("name", "name @skip(if: true)", {}),
+        ("name", "... on Mosaic { name }", {}),  # the same fields, collected alike
+    ],
+)
+def test_kept_completions_answer_as_graphql_core(
+    paths: Paths, first: str, second: str, second_variables: dict[str, Any]
+) -> None:
+    """An item completed once is served again only to a selection completing it alike."""
+    survey = mosaics_survey()
+    COMPLETED_ITEMS.clear()
+    paths.both(mosaic_query(first), {"survey": survey})
+    assert len(COMPLETED_ITEMS) > 0
+    paths.both(mosaic_query(second), {"survey": survey} | second_variables)
+
+
+@pytest.mark.usefixtures("uncached_representations")
+def test_the_same_document_is_answered_with_the_kept_items(paths: Paths) -> None:
+    query = GraphQLRequest(mosaic_query("name area { value unit }"), {"survey": mosaics_survey()})
+    first = paths.fast.run(paths.token, query).body["data"]["sync_mosaics"]["upserted"]
+    again = paths.fast.run(paths.token, query).body["data"]["sync_mosaics"]["upserted"]
+    assert first == again and len(first) > 1
+    assert all(kept is item for kept, item in zip(first, again, strict=True))
+
+
+@pytest.mark.usefixtures("uncached_representations")
+def test_a_selection_with_a_resolver_is_not_kept(paths: Paths) -> None:
+    COMPLETED_ITEMS.clear()
+    paths.both(mosaic_query("name survey { sentera_id name }"), {"survey": mosaics_survey()})
+    assert len(COMPLETED_ITEMS) == 0
+
+
+@pytest.mark.usefixtures("uncached_representations")
+def test_an_updated_item_is_completed_anew(paths: Paths, engine: Engine) -> None:
+    survey = mosaics_survey()
+    query = mosaic_query("name")
+    fast, _ = paths.both(query, {"survey": survey})
+    names = {
+        item["sentera_id"]: item["name"] for item in fast.body["data"]["sync_mosaics"]["upserted"]
+    }
+    assert names[sw.MOSAIC] != "Renamed"
+    (mosaic,) = [
+        m for m in sw.seed_changeset()["upsert"]["mosaics"] if m["sentera_id"] == sw.MOSAIC
+    ]
+    apply_changeset(
+        engine,
+        {"actor_sentera_id": sw.READER, "upsert": {"mosaics": [mosaic | {"name": "Renamed"}]}},
+    )
+    fast, _ = paths.both(query, {"survey": survey})
+    names = {
+        item["sentera_id"]: item["name"] for item in fast.body["data"]["sync_mosaics"]["upserted"]
+    }
+    assert names[sw.MOSAIC] == "Renamed"
 
 
 # -- memory ----------------------------------------------------------------------------------

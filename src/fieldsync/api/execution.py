@@ -52,6 +52,7 @@ from fieldsync.storage.database import (
     is_database_unavailable,
     is_pool_timeout,
     read_snapshot,
+    single_statement_read,
     statement_deadline,
     with_write_wait,
     write_transaction,
@@ -245,12 +246,12 @@ class GraphQLExecutor:
     ) -> GraphQLResponse:
         """Answer one request: 401 without a valid token, 400 for a request that cannot run.
 
-        The token is checked first, in its own short transaction, so an unauthenticated caller
+        The token is checked first, by one statement of its own, so an unauthenticated caller
         costs no parsing and no connection is held while a large document is parsed.
         """
         if not token:
             return unauthenticated("Missing bearer token: send 'Authorization: Bearer <token>'")
-        with read_snapshot(self.engine) as conn:
+        with single_statement_read(self.engine) as conn:
             viewer = authenticate(conn, token)
         if viewer is None:
             return unauthenticated("Invalid, expired or revoked token")

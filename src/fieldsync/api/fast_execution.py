@@ -16,7 +16,10 @@ collected fields are completed when its value is a dict:
 * anything else — a field with a resolver or arguments, a null in a non-null field, a value the
   type would coerce or refuse, an item whose `__typename` is not a possible type — is executed
   by graphql-core's own `execute_field` (or list item completion) for that one field, so its
-  value, its error message and its path are graphql-core's.
+  value, its error message and its path are graphql-core's;
+* a list item that the generated code completed alone is kept (`api.completed_items`) and
+  served as it is to the next request completing the same source dict with the same plans:
+  a page of shared cached representations asked for again costs one lookup per item.
 
 Variables of type `[String!]` / `[String!]!` whose values are lists of strings (the hash lists
 of every sync query) are taken as given instead of being coerced element by element; any
@@ -68,6 +71,7 @@ from fieldsync.api.compiled_selections import (
     builtin_test,
     compile_selection,
 )
+from fieldsync.api.completed_items import COMPLETED_ITEMS
 from fieldsync.api.limits import DeadlineExecutor, ExecutionStopped
 from fieldsync.api.resolvers import RUN_RESOLVER, SOURCE_READERS, selected_names
 
@@ -141,6 +145,10 @@ class _Plan:
     details: tuple[FieldDetailsList, ...]
     grouped_field_set: GroupedFieldSet
     """Kept with its plan, so that its id cannot be reused during the request."""
+    completion_key: tuple[Any, ...] | None
+    """What a value completed by the generated code alone depends on besides its source: the
+    compiled function and the keys of its object fields' plans (None: some field is executed
+    by graphql-core, so the value may depend on more). See `api.completed_items`."""
 
 
 class FastExecutor(DeadlineExecutor):
@@ -151,6 +159,10 @@ class FastExecutor(DeadlineExecutor):
         self._plans: dict[int, _Plan] = {}
         self._subfield_plans: dict[tuple[GraphQLObjectType, int], _Plan] = {}
         self._item_types: dict[GraphQLOutputType, ItemTypes | None] = {}
+        self._handed_over = 0
+        """How many fields or objects the generated code has handed to graphql-core (or
+        whose error it has handled): a value completed while this stays the same was made by
+        generated code alone."""
 
     @classmethod
     def build(
@@ -209,6 +221,7 @@ class FastExecutor(DeadlineExecutor):
         results: dict[str, Any],
     ) -> None:
         """Execute one field with graphql-core, into `results`."""
+        self._handed_over += 1
         field_path = Path(path, key, parent_type.name)
         result = self.execute_field(parent_type, source, details, field_path, None)
         if result is not Undefined:
@@ -231,6 +244,7 @@ class FastExecutor(DeadlineExecutor):
             plan = self._subfields_plan(object_type, details)
             return plan.complete(self, value, field_path, plan.details)
         except Exception as raw_error:
+            self._handed_over += 1
             self.handle_field_error(raw_error, field_type, details, field_path)
             return None
 
@@ -278,10 +292,25 @@ class FastExecutor(DeadlineExecutor):
                 continue
             try:
                 plan = self._subfields_plan(runtime, field_details_list)
-                completed.append(plan.complete(self, item, item_path, plan.details))
+                completed.append(self._complete_item(plan, item, item_path))
             except Exception as raw_error:  # as graphql-core's complete_list_item_value
+                self._handed_over += 1
                 self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                 completed.append(None)
+        return completed
+
+    def _complete_item(self, plan: _Plan, item: dict[str, Any], path: Path) -> Any:
+        """A list item completed by its plan, or as the plan completed it before when the
+        generated code alone made that value (`api.completed_items`)."""
+        key = plan.completion_key
+        if key is None:
+            return plan.complete(self, item, path, plan.details)
+        completed = COMPLETED_ITEMS.get(key, item)
+        if completed is None:
+            handed_over = self._handed_over
+            completed = plan.complete(self, item, path, plan.details)
+            if self._handed_over == handed_over:
+                COMPLETED_ITEMS.put(key, item, completed)
         return completed
 
     def _runtime_types(self, item_type: GraphQLOutputType) -> ItemTypes | None:
@@ -308,13 +337,32 @@ class FastExecutor(DeadlineExecutor):
                 _field_read(self.schema, parent_type, key, details)
                 for key, details in grouped_field_set.items()
             ]
+            complete = compile_selection(parent_type, reads, _AS_IS)
+            details = tuple(grouped_field_set.values())
             plan = _Plan(
-                compile_selection(parent_type, reads, _AS_IS),
-                tuple(grouped_field_set.values()),
+                complete,
+                details,
                 grouped_field_set,
+                self._completion_key(complete, reads, details),
             )
             self._plans[id(grouped_field_set)] = plan
         return plan
+
+    def _completion_key(
+        self, complete: Complete, reads: list[FieldRead], details: tuple[FieldDetailsList, ...]
+    ) -> tuple[Any, ...] | None:
+        """A plan's completion key (see `_Plan.completion_key`)."""
+        object_keys: list[tuple[Any, ...]] = []
+        for read, field_details in zip(reads, details, strict=True):
+            if read.kind == "execute":
+                return None
+            if read.kind == "object":
+                assert read.object_type is not None
+                key = self._subfields_plan(read.object_type, field_details).completion_key
+                if key is None:
+                    return None
+                object_keys.append(key)
+        return (complete, *object_keys)
 
 
 ItemTypes = tuple[GraphQLObjectType | None, dict[str, GraphQLObjectType]]

@@ -290,10 +290,29 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
         else:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            # psycopg begins with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one round
+            # trip, where a `SET TRANSACTION READ ONLY` after the BEGIN would be a second.
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
             with conn.begin():
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 yield conn
+
+
+@contextmanager
+def single_statement_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read made of one statement, which sees one snapshot by itself.
+
+    PostgreSQL runs it without a transaction around it (autocommit): one round trip, where a
+    `read_snapshot` adds a BEGIN and a COMMIT. SQLite, where those cost no round trip, reads
+    in a `read_snapshot`.
+    """
+    if is_sqlite(engine):
+        with read_snapshot(engine) as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # SQLite calls the progress handler every this many virtual machine instructions (~1 ms).

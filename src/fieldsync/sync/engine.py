@@ -191,7 +191,8 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
        deleted candidates; they go into the connection's temporary table and are joined, in
        the database, to the hash history (primary key) and the items. A deleted entry carries
        the client's hash and the item's last values in this scope.
-    3. The upserted items' representations are read by primary key.
+    3. The upserted items' representations come from the process's cache, found by the id and
+       hash the scan read; those not cached are read by primary key.
     """
     kind = scope.kind
     assert kind.sync is not None
@@ -217,28 +218,45 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
             entry["__typename"] = type_name
             deleted.append(entry)
 
-    upsert_ids = candidates[: page_size - len(deleted)]
-    records = load_representations(conn, kind, upsert_ids)
-    upserted = [records[item_id] for item_id in upsert_ids]
+    upserted = _page_representations(conn, kind, candidates[: page_size - len(deleted)])
     remaining = deleted_total + len(candidates) - len(upserted) - len(deleted)
     return SyncPage(upserted=upserted, deleted=deleted, remaining_count=remaining)
 
 
 def _diff_live(
     live: Iterable[list[tuple[bytes, int]]], held: Collection[bytes]
-) -> tuple[list[int], list[bytes]]:
-    """The ids of the live items (`(content_hash, id)` rows, in batches) whose hash the client
-    lacks, in order, and the client's hashes that match no live item.
+) -> tuple[list[tuple[bytes, int]], list[bytes]]:
+    """The live items (`(content_hash, id)` rows, in batches) whose hash the client lacks, in
+    order, and the client's hashes that match no live item.
 
-    Only one batch of rows is kept at a time: a scope of 100,000 items costs one batch and
-    one copy of the client's hash set, not 100,000 rows and a set of their hashes.
+    Only the lacking rows and one batch are kept at a time: a scope of 100,000 items costs one
+    batch and one copy of the client's hash set, not 100,000 rows and a set of their hashes.
     """
-    lacking: list[int] = []
+    lacking: list[tuple[bytes, int]] = []
     unmatched = set(held)
     for rows in live:
         unmatched.difference_update([content_hash for content_hash, _ in rows])
-        lacking.extend(item_id for content_hash, item_id in rows if content_hash not in held)
+        lacking.extend(row for row in rows if row[0] not in held)
     return lacking, list(unmatched)
+
+
+def _page_representations(
+    conn: Connection, kind: EntityKind, items: Sequence[tuple[bytes, int]]
+) -> list[dict[str, Any]]:
+    """The representations of a page's live items (`(content_hash, id)` rows of the snapshot's
+    live scan), in order: cached ones by the hash the scan read, without reading their stored
+    text; the others from the database (`load_representations`)."""
+    cached = REPRESENTATIONS.get_cached(
+        [(kind.name, item_id, content_hash) for content_hash, item_id in items]
+    )
+    missing = [
+        item_id for (_, item_id), record in zip(items, cached, strict=True) if record is None
+    ]
+    loaded = load_representations(conn, kind, missing) if missing else {}
+    return [
+        record if record is not None else loaded[item_id]
+        for (_, item_id), record in zip(items, cached, strict=True)
+    ]
 
 
 _REPRESENTATION_STATEMENTS: dict[tuple[str, str, bool], Select[Any]] = {}
@@ -289,9 +307,9 @@ def load_representations(
 
     found: dict[Any, dict[str, Any]] = {}
     for part in chunks(sorted(set(keys))):
-        rows = conn.execute(statement, {"keys": list(part)}).all()
-        records = REPRESENTATIONS.get_many(
-            (((kind.name, row[1], row[2]), row) for row in rows), decode
-        )
-        found.update(zip((row[0] for row in rows), records, strict=True))
+        for rows in tuple_chunks(conn, statement, {"keys": list(part)}):
+            records = REPRESENTATIONS.get_many(
+                (((kind.name, row[1], row[2]), row) for row in rows), decode
+            )
+            found.update(zip((row[0] for row in rows), records, strict=True))
     return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 # About 1-3 KB of Python objects per decoded representation: some 50-150 MB at most.
@@ -33,6 +33,11 @@ class RepresentationCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get_cached(self, keys: Sequence[Key]) -> list[dict[str, Any] | None]:
+        """The cached representation of each key, in order (None: not cached)."""
+        with self._lock:
+            return [self._hit(key) for key in keys]
+
     def get_many(
         self,
         wanted: Iterable[tuple[Key, Any]],
@@ -41,8 +46,7 @@ class RepresentationCache:
         """The decoded representation of each (key, stored value), in order: cached ones as they
         are, the others made by `decode(stored value)` and remembered."""
         pairs = list(wanted)
-        with self._lock:
-            found = [self._hit(key) for key, _ in pairs]
+        found = self.get_cached([key for key, _ in pairs])
         made: dict[Key, dict[str, Any]] = {}
         for n, (key, stored) in enumerate(pairs):
             if found[n] is None:
