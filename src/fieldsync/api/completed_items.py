@@ -15,6 +15,7 @@ first out once there are `max_entries`.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 DEFAULT_MAX_ENTRIES = 20_000
@@ -32,7 +33,9 @@ class CompletedItems:
         if max_entries < 0:
             raise ValueError("max_entries must be 0 or more")
         self.max_entries = max_entries
-        self._entries: dict[Key, tuple[dict[str, Any], Any]] = {}
+        # An OrderedDict: dropping the oldest entry of a plain dict (`next(iter(d))`) walks
+        # the slots its earlier deletions left, which grows with the entries.
+        self._entries: OrderedDict[Key, tuple[dict[str, Any], Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -51,7 +54,7 @@ class CompletedItems:
         with self._lock:
             entries = self._entries
             while len(entries) >= self.max_entries:
-                del entries[next(iter(entries))]
+                entries.popitem(last=False)
             entries[(completion_key, id(source))] = (source, completed)
 
     def clear(self) -> None:
