@@ -9,7 +9,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +162,45 @@ def pull_setup(engine: Engine, database_url: str, tmp_path: Path, *, fields: int
     token = create_token(engine, world.user)
     server = ServeProcess(tmp_path, database_url, *SERVE_OPTIONS)
     return PullSetup(engine, database_url, tmp_path, world, server, token)
+
+
+class SlowFront:
+    """A loopback HTTP front forwarding each POST to `target` after `delay` seconds: a pull
+    through it takes long enough to be interrupted half-way however fast the server is."""
+
+    def __init__(self, target: str, delay: float) -> None:
+        front = self
+        self.target = target
+        self.delay = delay
+        self.client = httpx.Client(timeout=60)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                front.forward(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def forward(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        time.sleep(self.delay)
+        headers = {
+            k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")
+        }
+        answer = self.client.post(self.target + handler.path, headers=headers, content=body)
+        handler.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(answer.content)))
+        handler.end_headers()
+        handler.wfile.write(answer.content)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.client.close()
