@@ -6,13 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +113,14 @@ class PullSetup:
         return summary
 
     def start_pull(self, *options: str) -> subprocess.Popen[str]:
+        """A pull running in the background, which Ctrl-C (SIGINT) stops as at a terminal."""
         return subprocess.Popen(
             self.command(*options),
             env=client_environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_sigint_as_at_a_terminal,
         )
 
     def client(self) -> FieldSyncClient:
@@ -154,6 +154,13 @@ class PullSetup:
         self.server.stop()
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """SIGINT back to its default in the pull's process. A shell starting the test run in the
+    background without job control (`bash -c '… &'`, nohup) makes every process under it
+    ignore SIGINT, and Python then leaves it ignored: the pull would not see a Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def pull_setup(engine: Engine, database_url: str, tmp_path: Path, *, fields: int = 0) -> PullSetup:
     """The world grown by many images (and `fields` fields), served with no rate limit (a
     pull of many small scopes would otherwise wait for the limit's window to pass)."""
@@ -162,45 +169,3 @@ def pull_setup(engine: Engine, database_url: str, tmp_path: Path, *, fields: int
     token = create_token(engine, world.user)
     server = ServeProcess(tmp_path, database_url, *SERVE_OPTIONS)
     return PullSetup(engine, database_url, tmp_path, world, server, token)
-
-
-class SlowFront:
-    """A loopback HTTP front forwarding each POST to `target` after `delay` seconds: a pull
-    through it takes long enough to be interrupted half-way however fast the server is."""
-
-    def __init__(self, target: str, delay: float) -> None:
-        front = self
-        self.target = target
-        self.delay = delay
-        self.client = httpx.Client(timeout=60)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                front.forward(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def forward(self, handler: BaseHTTPRequestHandler) -> None:
-        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        time.sleep(self.delay)
-        headers = {
-            k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")
-        }
-        answer = self.client.post(self.target + handler.path, headers=headers, content=body)
-        handler.send_response(answer.status_code)
-        for name, value in answer.headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(answer.content)))
-        handler.end_headers()
-        handler.wfile.write(answer.content)
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.client.close()

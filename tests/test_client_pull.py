@@ -24,7 +24,6 @@ from tests.client_support import (
     FIELDS_ADDED,
     IMAGES_ADDED,
     PullSetup,
-    SlowFront,
     client_environment,
     mirror_hashes,
     mirror_rows,
@@ -448,29 +447,15 @@ def test_photos_uploaded_with_upload_images_come_back_byte_identical(
 
 def test_ctrl_c_stops_the_pull_with_a_line_not_a_traceback(wide_setup: PullSetup) -> None:
     setup = wide_setup
-    front = SlowFront(setup.server.base, delay=0.5)  # a dozen calls are left after the fields
-    try:
-        command = setup.command("--no-download")
-        command[command.index("--server") + 1] = front.base  # the mirror is of the front
-        process = subprocess.Popen(
-            command, env=client_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        wait_for_rows(setup.mirror, "fields", at_least=1)
-        process.send_signal(signal.SIGINT)
-        _stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == 130
-        assert stderr == (
-            "interrupted: the mirror holds every page applied so far; run the same command to "
-            "resume\n"
-        )
-        front.delay = 0
-        resumed = subprocess.run(
-            command, env=client_environment(), capture_output=True, text=True, timeout=300
-        )
-    finally:
-        front.stop()
-    assert resumed.returncode == 0, resumed.stderr
+    process = setup.start_pull("--no-download")
+    wait_for_rows(setup.mirror, "fields", at_least=1)
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr == (
+        "interrupted: the mirror holds every page applied so far; run the same command to resume\n"
+    )
+    setup.pull("--no-download")
     assert mirror_hashes(setup.mirror) == server_hashes(setup.engine)
 
 
