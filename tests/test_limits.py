@@ -264,6 +264,21 @@ def test_database_statements_stop_at_the_deadline(engine: Engine) -> None:
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
 
 
+def test_the_statement_deadline_is_set_in_the_snapshot(engine: Engine) -> None:
+    """PostgreSQL: the timeout, sent with the BEGIN, holds for the snapshot's transaction
+    only, which is still repeatable read and read only."""
+    if is_sqlite(engine):
+        pytest.skip("SQLite stops statements by a progress handler, tested above")
+    with read_snapshot(engine) as conn, statement_deadline(conn, 12.5, lambda: False):
+        settings = [
+            conn.execute(text(f"SHOW {name}")).scalar_one()
+            for name in ("statement_timeout", "transaction_isolation", "transaction_read_only")
+        ]
+    assert settings == ["12500ms", "repeatable read", "on"]
+    with read_snapshot(engine) as conn:
+        assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "0"
+
+
 def test_client_disconnect_cancels_the_work(
     limited_server: Callable[..., LiveServer], token: str, caplog: pytest.LogCaptureFixture
 ) -> None:

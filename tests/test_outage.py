@@ -260,6 +260,41 @@ def _terminate_lock_waiters(url: str) -> None:
         admin.dispose()
 
 
+def _terminate_other_sessions(database_url: str) -> int:
+    """End every other session of the database, as a server restart or an administrator
+    would; the number ended."""
+    admin = create_engine(normalize_url(database_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    return int(ended)
+
+
+def test_pooled_connections_the_server_ended_are_not_handed_out(
+    pg_demo: tuple[str, Engine, str],
+) -> None:
+    """Sessions ended by the server while idle in the pool are replaced at checkout: every
+    request after that is answered 200 (no ping is sent per checkout to find this out)."""
+    url, engine, token = pg_demo
+    query = "{ organizations { results { sentera_id } } }"
+    with thread_server(engine, database_url=url) as server:
+        with ThreadPoolExecutor(4) as pool:  # several connections in the pool
+            warm = list(pool.map(lambda _: server.post(query, token), range(8)))
+        assert [r.status_code for r in warm] == [200] * 8
+        assert _terminate_other_sessions(url) >= 1
+        time.sleep(0.2)  # the farewell messages arrive
+        after = [server.post(query, token) for _ in range(8)]
+    assert [r.status_code for r in after] == [200] * 8, after[0].text
+    assert after[0].json() == warm[0].json()
+
+
 def test_connection_lost_inside_a_resolver_is_503(
     throwaway_postgres: ThrowawayPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Select, bindparam, select
 
 from fieldsync.model.enums import ROLES, WRITE_ROLES
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import chunks
+from fieldsync.storage.sql import chunks, driver_rows
 
 
 def _descendants_statement() -> Select[Any]:
@@ -104,7 +104,7 @@ def organization_access(conn: Connection, user_id: int) -> OrganizationAccess:
     readable: set[int] = set()
     writable: set[int] = set()
     administered: set[int] = set()
-    for role, organization_id in conn.execute(_ACCESS, {"user_id": user_id}):
+    for role, organization_id in driver_rows(conn, _ACCESS, {"user_id": user_id}):
         if role not in ROLES:
             continue
         readable.add(organization_id)

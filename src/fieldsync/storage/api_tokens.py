@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from fieldsync.storage import tables as t
+from fieldsync.storage.sql import driver_rows
 
 _tokens = t.api_tokens
 
@@ -116,8 +117,8 @@ _NOTE_LAST_USE = (
 
 def find_live_token(conn: Connection, token_hash: str) -> LiveToken | None:
     """The unrevoked token with this hash, of a user that is not deleted (expiry not checked)."""
-    row = conn.execute(_FIND_LIVE_TOKEN, {"token_hash": token_hash}).first()
-    return None if row is None else LiveToken(*row)
+    rows = driver_rows(conn, _FIND_LIVE_TOKEN, {"token_hash": token_hash})
+    return LiveToken(*rows[0]) if rows else None
 
 
 def note_last_use(conn: Connection, token_id: int, now: datetime, every: timedelta) -> bool:

@@ -21,6 +21,7 @@ token created, revoked, or its last use noted) and the leases of `cog_jobs`:
 
 from __future__ import annotations
 
+import select
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -222,9 +223,9 @@ def make_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         **timeout,
     )
+    event.listen(engine, "checkout", _refuse_closed_connection)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -236,6 +237,23 @@ def make_engine(
         dbapi_connection.commit()
 
     return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hand out no pooled PostgreSQL connection the server has closed: the pool then opens
+    a new one (SQLAlchemy's pessimistic disconnect handling, by event).
+
+    An idle connection has nothing to read; once the server ends it (a restart, an
+    administrator, `idle_session_timeout`) its socket reads as ready: the farewell message or
+    the end of the stream. Looking costs one `poll` and no round trip, where
+    `pool_pre_ping` would send a query at every checkout.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise sa_exc.DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise sa_exc.DisconnectionError("the server has closed the connection")
 
 
 def _require_postgresql_driver() -> None:
@@ -274,10 +292,12 @@ def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        dbapi_connection: Any = conn.connection.dbapi_connection
+        if dbapi_connection.in_transaction:
             return  # write_transaction has begun it already, holding the write lock
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: `autocommit`, each statement on its own
+            dbapi_connection.execute(f"BEGIN {mode}")
 
     return engine
 
@@ -285,34 +305,32 @@ def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
 @contextmanager
 def read_snapshot(engine: Engine) -> Iterator[Connection]:
     """A connection whose reads all see one consistent snapshot."""
-    with engine.connect() as conn:
-        if is_sqlite(conn):
-            with conn.begin():
-                yield conn
-        else:
-            # psycopg begins with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one round
-            # trip, where a `SET TRANSACTION READ ONLY` after the BEGIN would be a second.
-            conn = conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-            with conn.begin():
-                yield conn
+    with engine.connect() as conn, snapshot(conn):
+        yield conn
 
 
 @contextmanager
-def single_statement_read(engine: Engine) -> Iterator[Connection]:
-    """A connection for a read made of one statement, which sees one snapshot by itself.
+def snapshot(conn: Connection) -> Iterator[Connection]:
+    """The connection (outside a transaction), its reads within this block all seeing one
+    consistent snapshot."""
+    if is_sqlite(conn):
+        conn.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+    else:
+        # psycopg begins with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one round
+        # trip, where a `SET TRANSACTION READ ONLY` after the BEGIN would be a second.
+        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with conn.begin():
+        yield conn
 
-    PostgreSQL runs it without a transaction around it (autocommit): one round trip, where a
-    `read_snapshot` adds a BEGIN and a COMMIT. SQLite, where those cost no round trip, reads
-    in a `read_snapshot`.
-    """
-    if is_sqlite(engine):
-        with read_snapshot(engine) as conn:
-            yield conn
-        return
-    with engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+def autocommit(conn: Connection) -> Connection:
+    """The connection (outside a transaction), each of its statements running on its own
+    until a `snapshot` begins on it: for a read made of one statement, which sees one
+    snapshot by itself, without the BEGIN and COMMIT of a `snapshot` (two round trips on
+    PostgreSQL)."""
+    if is_sqlite(conn):
+        return conn.execution_options(**{_SQLITE_BEGIN: None})
+    return conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # SQLite calls the progress handler every this many virtual machine instructions (~1 ms).
@@ -325,16 +343,18 @@ def statement_deadline(
 ) -> Iterator[None]:
     """Stop SQL that runs past a request's deadline, inside a `read_snapshot`.
 
-    PostgreSQL: `SET LOCAL statement_timeout` (for this transaction only). SQLite: a progress
+    PostgreSQL: `SET LOCAL statement_timeout` (for this transaction only), sent in one
+    pipeline with the transaction's BEGIN: one round trip for both. SQLite: a progress
     handler on the driver connection that interrupts the statement once `stopped()` is true;
     removed again before the pooled connection serves anyone else.
     """
+    dbapi_connection: Any = conn.connection.dbapi_connection
     if not is_sqlite(conn):
         milliseconds = max(1, int(seconds * 1000))
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        with dbapi_connection.pipeline():
+            dbapi_connection.execute(f"SET LOCAL statement_timeout = {milliseconds}")
         yield
         return
-    dbapi_connection: Any = conn.connection.dbapi_connection
     dbapi_connection.set_progress_handler(lambda: 1 if stopped() else 0, _PROGRESS_INSTRUCTIONS)
     try:
         yield

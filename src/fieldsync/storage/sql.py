@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table
@@ -75,17 +76,85 @@ def tuple_chunks(
     for its values, `parameters` their values (lists for `expanding` ones): it is compiled
     once per dialect and every call only binds.
     """
-    state = _compiled(conn, statement).construct_expanded_state(dict(parameters or {}))
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        cursor = dbapi_connection.cursor(binary=True)
-        values: Any = state.parameters
-    else:
-        cursor = dbapi_connection.cursor()
-        values = state.positional_parameters
-    try:
-        cursor.execute(state.statement, values)
+    with _driver_cursor(conn, statement, parameters) as cursor:
         while rows := cursor.fetchmany(TUPLE_CHUNK):
             yield rows
+
+
+def driver_rows(
+    conn: Connection, statement: Select[Any], parameters: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """All rows of a small query as tuples, through the driver's cursor as `tuple_chunks`
+    reads them, each value converted by its column's type as SQLAlchemy would (timestamps on
+    SQLite, say).
+
+    For the few-row statements of every request (the token, the caller's organizations, the
+    scope), whose cost is SQLAlchemy's execution machinery rather than their rows. The same
+    rules for `statement` and `parameters` as `tuple_chunks`. Outside a transaction it runs
+    in autocommit: SQLAlchemy begins none for it.
+    """
+    with _driver_cursor(conn, statement, parameters) as cursor:
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    processors = _result_processors(conn, statement)
+    if not any(processors):
+        return rows
+    return [
+        tuple(
+            value if convert is None else convert(value)
+            for convert, value in zip(processors, row, strict=True)
+        )
+        for row in rows
+    ]
+
+
+_ResultProcessor = Callable[[Any], Any] | None
+_PROCESSORS: dict[tuple[int, str], tuple[Select[Any], list[_ResultProcessor]]] = {}
+
+
+def _result_processors(conn: Connection, statement: Select[Any]) -> list[_ResultProcessor]:
+    """Per selected column, the dialect's conversion of a driver value (None: none needed),
+    found once per statement and dialect; the statement is kept alive with them, as in
+    `_compiled`."""
+    key = (id(statement), conn.dialect.name)
+    cached = _PROCESSORS.get(key)
+    if cached is None:
+        dialect = conn.dialect
+        processors: list[_ResultProcessor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ]
+        with _COMPILED_LOCK:
+            while len(_PROCESSORS) >= COMPILED_STATEMENTS:
+                del _PROCESSORS[next(iter(_PROCESSORS))]
+            cached = _PROCESSORS.setdefault(key, (statement, processors))
+    return cached[1]
+
+
+def _bound(conn: Connection, compiled: SQLCompiler, parameters: dict[str, Any]) -> tuple[str, Any]:
+    """The SQL text and the driver's parameters (named on PostgreSQL, positional on SQLite);
+    the text is expanded only for a statement with expanding parameters (IN lists), which
+    costs some microseconds more."""
+    postgresql = conn.dialect.name == "postgresql"
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        state = compiled.construct_expanded_state(parameters)
+        return state.statement, state.parameters if postgresql else state.positional_parameters
+    named = compiled.construct_params(parameters)
+    if postgresql:
+        return compiled.string, named
+    return compiled.string, [named[name] for name in compiled.positiontup or ()]
+
+
+@contextmanager
+def _driver_cursor(
+    conn: Connection, statement: Select[Any], parameters: Mapping[str, Any] | None
+) -> Iterator[Any]:
+    """A driver cursor that has executed the statement once compiled (`_compiled`)."""
+    sql, values = _bound(conn, _compiled(conn, statement), dict(parameters or {}))
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    postgresql = conn.dialect.name == "postgresql"
+    cursor = dbapi_connection.cursor(binary=True) if postgresql else dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, values)
+        yield cursor
     finally:
         cursor.close()

@@ -19,7 +19,7 @@ from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import chunks
+from fieldsync.storage.sql import chunks, driver_rows
 from fieldsync.sync.engine import Scope, SyncError
 
 
@@ -47,8 +47,8 @@ def locate_many(
         query = _LOCATE.get(code)
         if query is None:
             return {}
-        rows = conn.execute(query, {"wanted": list(part)})
-        found.update((row.sentera_id, Located(row.id, row.org)) for row in rows)
+        rows = driver_rows(conn, query, {"wanted": list(part)})
+        found.update((sentera_id, Located(item_id, org)) for sentera_id, item_id, org in rows)
     return found
 
 
