@@ -14,6 +14,7 @@ import re
 import sys
 import zlib
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -102,21 +103,45 @@ def _parse_json(data: bytes | str, what: str) -> Any:
 
 
 async def _run_until_disconnected(
-    request: Request, deadline: RequestDeadline, work: Callable[[], GraphQLResponse]
+    request: Request,
+    deadline: RequestDeadline,
+    work: Callable[[], GraphQLResponse],
+    threads: ThreadPoolExecutor,
 ) -> GraphQLResponse:
     """Run `work` in a worker thread; cancel it (through `deadline`) if the client leaves or
-    the request is cancelled (shutdown), so the thread does not run on after its request."""
-    task = asyncio.ensure_future(run_in_threadpool(work))
+    the request is cancelled (shutdown), so the thread does not run on after its request.
+
+    A request still running after `_DISCONNECT_POLL_SECONDS` gets a task that asks every so
+    often whether its client is still there; a shorter one costs a timer and nothing more.
+    """
+    loop = asyncio.get_running_loop()
+    result = loop.run_in_executor(threads, work)
+    watchers: list[asyncio.Task[None]] = []
+
+    def watch() -> None:
+        watchers.append(loop.create_task(_watch_client(request, deadline, result)))
+
+    timer = loop.call_later(_DISCONNECT_POLL_SECONDS, watch)
     try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=_DISCONNECT_POLL_SECONDS)
-            if not task.done() and not deadline.cancelled and await request.is_disconnected():
-                deadline.cancel()
+        return await result
     except asyncio.CancelledError:
         deadline.cancel()
         raise
-    response: GraphQLResponse = task.result()
-    return response
+    finally:
+        timer.cancel()
+        for watcher in watchers:
+            watcher.cancel()
+
+
+async def _watch_client(
+    request: Request, deadline: RequestDeadline, work: asyncio.Future[GraphQLResponse]
+) -> None:
+    """Cancel the request's deadline once its client has gone, while `work` runs."""
+    while not work.done() and not deadline.cancelled:
+        if await request.is_disconnected():
+            deadline.cancel()
+            return
+        await asyncio.sleep(_DISCONNECT_POLL_SECONDS)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -268,6 +293,10 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         blobs=blobs,
     )
     admission = _admission(engine, settings)
+    # The threads GraphQL requests execute in: as many as may execute at once (admission).
+    threads = ThreadPoolExecutor(
+        settings.max_concurrent_requests, thread_name_prefix="fieldsync-graphql"
+    )
 
     async def run(request: Request, graphql_request: GraphQLRequest) -> Response:
         deadline = RequestDeadline(limits.request_seconds)
@@ -278,7 +307,9 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
         def work() -> GraphQLResponse:
             return executor.run(token, located, deadline)
 
-        response = await admission.run(lambda: _run_until_disconnected(request, deadline, work))
+        response = await admission.run(
+            lambda: _run_until_disconnected(request, deadline, work, threads)
+        )
         observe_graphql(
             request,
             graphql_request.query,
@@ -337,7 +368,7 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
             *tile_routes(engine, blobs),
         ],
         exception_handlers={Exception: server_error},
-        lifespan=_background_lifespan(engine, blobs, settings),
+        lifespan=_background_lifespan(engine, blobs, settings, threads),
     )
     app.state.blobs = blobs  # the BlobContext provider the upload mutations use
     app.add_middleware(RequestObservation, retry_after=settings.retry_after)
@@ -345,11 +376,12 @@ def create_app(engine: Engine, settings: Settings) -> Starlette:
 
 
 def _background_lifespan(
-    engine: Engine, blobs: LazyBlobContext, settings: Settings
+    engine: Engine, blobs: LazyBlobContext, settings: Settings, threads: ThreadPoolExecutor
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     """At startup: the blob context (when the database answers); unless the interval is 0,
     one thread per process collecting blob garbage every `blob_gc_interval` seconds; and the
-    in-process COG worker when the settings ask for one (the embedded default)."""
+    in-process COG worker when the settings ask for one (the embedded default). At the end,
+    the GraphQL request threads are let go."""
     gc_interval = settings.blob_gc_interval
 
     @contextlib.asynccontextmanager
@@ -368,6 +400,7 @@ def _background_lifespan(
                 await run_in_threadpool(thread.join, settings.shutdown_timeout)
             if collector is not None:
                 await run_in_threadpool(collector.stop)
+            threads.shutdown(wait=False)
 
     return lifespan
 
