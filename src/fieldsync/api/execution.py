@@ -48,11 +48,11 @@ from fieldsync.ratelimit import RateLimited, RateLimiter
 from fieldsync.storage.database import (
     WriterBusyError,
     WriteWait,
-    autocommit,
     interrupt_statement,
     is_database_unavailable,
     is_pool_timeout,
-    snapshot,
+    read_snapshot,
+    single_statement_read,
     statement_deadline,
     with_write_wait,
     write_transaction,
@@ -144,14 +144,6 @@ class _RecentCache(Generic[_Key, _Value]):
             self._items[key] = value
             if len(self._items) > self._entries:
                 self._items.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Caller:
-    """An authenticated caller, and the connection its request checked out."""
-
-    viewer: Viewer
-    conn: Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,40 +247,38 @@ class GraphQLExecutor:
         """Answer one request: 401 without a valid token, 400 for a request that cannot run.
 
         The token is checked first, by one statement of its own, so an unauthenticated caller
-        costs no parsing. The request checks out one connection for it and for its query's
-        snapshot (a mutation writes on a connection of its own).
+        costs no parsing and no connection is held while a large document is parsed.
         """
         if not token:
             return unauthenticated("Missing bearer token: send 'Authorization: Bearer <token>'")
-        with self.engine.connect() as conn:
-            viewer = authenticate(autocommit(conn), token)
-            if viewer is None:
-                return unauthenticated("Invalid, expired or revoked token")
-            answer = self._run_as(_Caller(viewer, conn), request, deadline)
-        return replace(answer, authenticated=True)
+        with single_statement_read(self.engine) as conn:
+            viewer = authenticate(conn, token)
+        if viewer is None:
+            return unauthenticated("Invalid, expired or revoked token")
+        return replace(self._run_as(viewer, request, deadline), authenticated=True)
 
     def _run_as(
-        self, caller: _Caller, request: GraphQLRequest, deadline: RequestDeadline | None
+        self, viewer: Viewer, request: GraphQLRequest, deadline: RequestDeadline | None
     ) -> GraphQLResponse:
         """Answer the request of an authenticated caller."""
-        refusal = self._admit(caller.viewer)
+        refusal = self._admit(viewer)
         if refusal is not None:
             return refusal
         deadline = deadline or RequestDeadline(self.limits.request_seconds)
         lifted = lift_inline_lists(request.query) if self.fast_path else None
         if lifted is not None:
-            answer = self._run_lifted(lifted, caller, request, deadline)
+            answer = self._run_lifted(lifted, viewer, request, deadline)
             if answer is not None:
                 return answer
         document = self._document(request.query)
         if isinstance(document, GraphQLResponse):
             return document
-        return self._answer(document, request, caller, deadline)
+        return self._answer(document, request, viewer, deadline)
 
     def _run_lifted(
         self,
         lifted: LiftedQuery,
-        caller: _Caller,
+        viewer: Viewer,
         request: GraphQLRequest,
         deadline: RequestDeadline,
     ) -> GraphQLResponse | None:
@@ -302,7 +292,7 @@ class GraphQLExecutor:
             return _request_error([too_many_tokens(self.limits)], "QUERY_TOO_LARGE")
         variables = (request.variables or {}) | lifted.values
         answer = self._answer(
-            skeleton.document, replace(request, variables=variables), caller, deadline
+            skeleton.document, replace(request, variables=variables), viewer, deadline
         )
         if answer.status == 200 and "errors" not in answer.body:
             return answer
@@ -314,7 +304,7 @@ class GraphQLExecutor:
         self,
         document: DocumentNode,
         request: GraphQLRequest,
-        caller: _Caller,
+        viewer: Viewer,
         deadline: RequestDeadline,
     ) -> GraphQLResponse:
         """Run a parsed and validated document: the status code and body to answer with."""
@@ -329,7 +319,7 @@ class GraphQLExecutor:
         )
         if over_limit is not None:
             return _request_error([over_limit], over_limit.code)
-        result = self._execute(document, request, caller, deadline)
+        result = self._execute(document, request, viewer, deadline)
         if isinstance(result, GraphQLResponse):
             return result
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
@@ -351,16 +341,11 @@ class GraphQLExecutor:
         return None if refused is None else rate_limited(refused)
 
     def _transaction(
-        self,
-        document: DocumentNode,
-        request: GraphQLRequest,
-        caller: _Caller,
-        deadline: RequestDeadline,
+        self, document: DocumentNode, request: GraphQLRequest, deadline: RequestDeadline
     ) -> AbstractContextManager[Connection]:
-        """A query reads on a snapshot of the request's connection; a mutation waits for
-        another writer only briefly (503 WRITER_BUSY after that)."""
+        """A mutation waits for another writer only briefly (503 WRITER_BUSY after that)."""
         if not _is_mutation(document, request.operation_name):
-            return snapshot(caller.conn)
+            return read_snapshot(self.engine)
         wait = WriteWait(seconds=max(0.1, min(_WRITER_WAIT_SECONDS, deadline.remaining())))
         return write_transaction(with_write_wait(self.engine, wait))
 
@@ -374,14 +359,14 @@ class GraphQLExecutor:
         self,
         document: DocumentNode,
         request: GraphQLRequest,
-        caller: _Caller,
+        viewer: Viewer,
         deadline: RequestDeadline,
     ) -> ExecutionResult | GraphQLResponse:
         """Execute a query on one snapshot and a mutation in one write transaction, stopped by
         the deadline in Python and in the database (a stopped mutation writes nothing)."""
         try:
             with (
-                self._transaction(document, request, caller, deadline) as conn,
+                self._transaction(document, request, deadline) as conn,
                 statement_deadline(conn, deadline.remaining(), deadline.stopped),
                 deadline.on_cancel(lambda: interrupt_statement(conn)),
             ):
@@ -390,7 +375,7 @@ class GraphQLExecutor:
                     document,
                     variable_values=request.variables,
                     operation_name=request.operation_name,
-                    context_value=self._context(conn, caller.viewer, request),
+                    context_value=self._context(conn, viewer, request),
                     is_awaitable=_never_awaitable,
                     executor_class=FastExecutor if self.fast_path else DeadlineExecutor,
                     deadline=deadline,

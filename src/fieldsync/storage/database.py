@@ -296,7 +296,7 @@ def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
         if dbapi_connection.in_transaction:
             return  # write_transaction has begun it already, holding the write lock
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        if mode is not None:  # None: `autocommit`, each statement on its own
+        if mode is not None:  # None: single_statement_read, each statement on its own
             dbapi_connection.execute(f"BEGIN {mode}")
 
     return engine
@@ -305,32 +305,32 @@ def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
 @contextmanager
 def read_snapshot(engine: Engine) -> Iterator[Connection]:
     """A connection whose reads all see one consistent snapshot."""
-    with engine.connect() as conn, snapshot(conn):
-        yield conn
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            with conn.begin():
+                yield conn
+        else:
+            # psycopg begins with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one round
+            # trip, where a `SET TRANSACTION READ ONLY` after the BEGIN would be a second.
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            with conn.begin():
+                yield conn
 
 
 @contextmanager
-def snapshot(conn: Connection) -> Iterator[Connection]:
-    """The connection (outside a transaction), its reads within this block all seeing one
-    consistent snapshot."""
-    if is_sqlite(conn):
-        conn.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
-    else:
-        # psycopg begins with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: one round
-        # trip, where a `SET TRANSACTION READ ONLY` after the BEGIN would be a second.
-        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-    with conn.begin():
-        yield conn
+def single_statement_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read made of one statement, which sees one snapshot by itself.
 
-
-def autocommit(conn: Connection) -> Connection:
-    """The connection (outside a transaction), each of its statements running on its own
-    until a `snapshot` begins on it: for a read made of one statement, which sees one
-    snapshot by itself, without the BEGIN and COMMIT of a `snapshot` (two round trips on
-    PostgreSQL)."""
-    if is_sqlite(conn):
-        return conn.execution_options(**{_SQLITE_BEGIN: None})
-    return conn.execution_options(isolation_level="AUTOCOMMIT")
+    It runs without a transaction around it (autocommit), where a `read_snapshot` adds a
+    BEGIN and a COMMIT (two round trips on PostgreSQL).
+    """
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            yield conn.execution_options(**{_SQLITE_BEGIN: None})
+        else:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # SQLite calls the progress handler every this many virtual machine instructions (~1 ms).
