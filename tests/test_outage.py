@@ -319,3 +319,39 @@ def test_connection_lost_inside_a_resolver_is_503(
         engine.dispose()
     assert_unavailable(response, "DATABASE_UNAVAILABLE")
     assert not [record for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize(
+    ("table", "query"),
+    [("api_tokens", ME), ("images", SYNC_IMAGES)],
+    ids=["token-check", "sync-scan"],
+)
+def test_connection_lost_in_a_driver_read_is_503(
+    throwaway_postgres: ThrowawayPostgres,
+    caplog: pytest.LogCaptureFixture,
+    table: str,
+    query: str,
+) -> None:
+    """The connection dies inside a statement read straight from the driver's cursor (the
+    token check, a sync page's scan): 503 DATABASE_UNAVAILABLE with no traceback, the dead
+    connection leaves the pool, and the next request is 200."""
+    url = throwaway_postgres.url
+    engine = make_engine(url)
+    upgrade(engine)
+    info = install_demo(engine)
+    assert info.token is not None
+    variables = {"s": info.survey_sentera_id}
+    try:
+        with thread_server(engine, database_url=url) as server:
+            with ThreadPoolExecutor(1) as pool, table_locked(url, table):
+                future = pool.submit(server.post, query, info.token, variables)
+                wait_for_lock_waiters(url, 1)
+                _terminate_lock_waiters(url)
+                response = future.result()
+            after = server.post(query, info.token, variables)
+    finally:
+        engine.dispose()
+    assert_unavailable(response, "DATABASE_UNAVAILABLE")
+    assert after.status_code == 200, after.text
+    assert "errors" not in after.json()
+    assert not [record for record in caplog.records if record.exc_info]
