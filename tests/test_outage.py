@@ -14,11 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from fieldsync.demo import install_demo
 from fieldsync.observability import log_fields
-from fieldsync.storage.database import make_engine, normalize_url
+from fieldsync.storage.api_tokens import find_live_token
+from fieldsync.storage.database import (
+    is_database_unavailable,
+    make_engine,
+    normalize_url,
+    statement_deadline,
+)
 from fieldsync.storage.migrate import upgrade
 from tests.ops_support import (
     ME,
@@ -319,6 +326,46 @@ def test_connection_lost_inside_a_resolver_is_503(
         engine.dispose()
     assert_unavailable(response, "DATABASE_UNAVAILABLE")
     assert not [record for record in caplog.records if record.exc_info]
+
+
+def _end_session(url: str, conn: Connection) -> None:
+    """End the server session behind a checked-out connection, as a restart would."""
+    pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+    admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as admin_conn:
+            admin_conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+    time.sleep(0.2)  # the farewell message arrives
+
+
+def _token_check(conn: Connection) -> None:
+    find_live_token(conn, "0" * 64)
+
+
+def _snapshot_deadline(conn: Connection) -> None:
+    with conn.begin(), statement_deadline(conn, 5.0, lambda: False):
+        pass
+
+
+@pytest.mark.parametrize("read", [_token_check, _snapshot_deadline])
+def test_sql_sent_on_the_driver_connection_fails_as_sqlalchemy_would(
+    pg_demo: tuple[str, Engine, str], read: Callable[[Connection], None]
+) -> None:
+    """A session lost under SQL the driver runs directly (a driver-cursor read, the BEGIN
+    pipeline) raises SQLAlchemy's error, marked as a lost connection (so a request gets
+    503), and the connection is dropped, not pooled again."""
+    url, engine, _token = pg_demo
+    with engine.connect() as conn:
+        _end_session(url, conn)
+        with pytest.raises(DBAPIError) as raised:
+            read(conn)
+        assert conn.invalidated
+    assert raised.value.connection_invalidated
+    assert is_database_unavailable(raised.value)
+    with engine.connect() as conn:
+        read(conn)  # a new session
 
 
 @pytest.mark.parametrize(

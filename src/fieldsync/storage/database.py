@@ -37,6 +37,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from fieldsync.errors import FieldSyncError
+from fieldsync.storage.sql import driver_errors
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 # A per-connection temporary table, made when a connection opens: a sync call puts the client's
@@ -351,8 +352,9 @@ def statement_deadline(
     dbapi_connection: Any = conn.connection.dbapi_connection
     if not is_sqlite(conn):
         milliseconds = max(1, int(seconds * 1000))
-        with dbapi_connection.pipeline():
-            dbapi_connection.execute(f"SET LOCAL statement_timeout = {milliseconds}")
+        set_timeout = f"SET LOCAL statement_timeout = {milliseconds}"
+        with driver_errors(conn, set_timeout), dbapi_connection.pipeline():
+            dbapi_connection.execute(set_timeout)
         yield
         return
     dbapi_connection.set_progress_handler(lambda: 1 if stopped() else 0, _PROGRESS_INSTRUCTIONS)

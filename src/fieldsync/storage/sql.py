@@ -151,28 +151,37 @@ def _driver_cursor(
     conn: Connection, statement: Select[Any], parameters: Mapping[str, Any] | None
 ) -> Iterator[Any]:
     """A driver cursor that has executed the statement once compiled (`_compiled`); the
-    driver's errors, in the execution or the fetches, are raised as SQLAlchemy's."""
+    driver's errors, in the execution or the fetches, are raised as SQLAlchemy's
+    (`driver_errors`)."""
     sql, values = _bound(conn, _compiled(conn, statement), dict(parameters or {}))
     dbapi_connection: Any = conn.connection.dbapi_connection
     postgresql = conn.dialect.name == "postgresql"
     cursor = dbapi_connection.cursor(binary=True) if postgresql else dbapi_connection.cursor()
     try:
-        cursor.execute(sql, values)
-        yield cursor  # the caller fetches inside: SQLite steps the statement as it does
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise _wrapped_driver_error(conn, error, sql, cursor) from error
+        with driver_errors(conn, sql, cursor):
+            cursor.execute(sql, values)
+            yield cursor  # the caller fetches inside: SQLite steps the statement as it does
     finally:
         cursor.close()
+
+
+@contextmanager
+def driver_errors(conn: Connection, sql: str, cursor: Any = None) -> Iterator[None]:
+    """The driver's errors in the block raised as SQLAlchemy raises them for the statements
+    it runs itself: wrapped in its `DBAPIError` classes, and when the connection is lost,
+    the connection invalidated (closed, never handed out again) and the error marked
+    `connection_invalidated`. For SQL sent on the driver connection directly.
+
+    The parameters are left out of the message: they may hold a token's hash."""
+    try:
+        yield
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _wrapped_driver_error(conn, error, sql, cursor) from error
 
 
 def _wrapped_driver_error(
     conn: Connection, error: DBAPIModule.Error, sql: str, cursor: Any
 ) -> BaseException:
-    """The driver's error as SQLAlchemy raises it for the statements it runs itself: wrapped
-    in its `DBAPIError` class, and when the connection is lost, the connection invalidated
-    (closed, never handed out again) and the error marked `connection_invalidated`.
-
-    The parameters are left out of the message: they may hold a token's hash."""
     dialect = conn.dialect
     lost = dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor)
     if lost and not conn.invalidated:
