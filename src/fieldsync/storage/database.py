@@ -38,6 +38,7 @@ from sqlalchemy.pool import NullPool
 
 from fieldsync.errors import FieldSyncError
 from fieldsync.storage.sql import driver_errors
+from fieldsync.storage.sync_revisions import ALL_REVISIONS_SQL, forget_revisions, keep_revisions
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 # A per-connection temporary table, made when a connection opens: a sync call puts the client's
@@ -345,17 +346,26 @@ def statement_deadline(
     """Stop SQL that runs past a request's deadline, inside a `read_snapshot`.
 
     PostgreSQL: `SET LOCAL statement_timeout` (for this transaction only), sent in one
-    pipeline with the transaction's BEGIN: one round trip for both. SQLite: a progress
-    handler on the driver connection that interrupts the statement once `stopped()` is true;
-    removed again before the pooled connection serves anyone else.
+    pipeline with the transaction's BEGIN, and in a read-only snapshot the sync tables'
+    revisions read in the same pipeline (`storage.sync_revisions`): one round trip for all.
+    SQLite: a progress handler on the driver connection that interrupts the statement once
+    `stopped()` is true; removed again before the pooled connection serves anyone else.
     """
     dbapi_connection: Any = conn.connection.dbapi_connection
     if not is_sqlite(conn):
         milliseconds = max(1, int(seconds * 1000))
         set_timeout = f"SET LOCAL statement_timeout = {milliseconds}"
-        with driver_errors(conn, set_timeout), dbapi_connection.pipeline():
-            dbapi_connection.execute(set_timeout)
-        yield
+        read_only = bool(conn.get_execution_options().get("postgresql_readonly"))
+        with driver_errors(conn, set_timeout):
+            with dbapi_connection.pipeline():
+                dbapi_connection.execute(set_timeout)
+                revisions = dbapi_connection.execute(ALL_REVISIONS_SQL) if read_only else None
+            if revisions is not None:
+                keep_revisions(conn, revisions.fetchall())
+        try:
+            yield
+        finally:
+            forget_revisions(conn)
         return
     dbapi_connection.set_progress_handler(lambda: 1 if stopped() else 0, _PROGRESS_INSTRUCTIONS)
     try:

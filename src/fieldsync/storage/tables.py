@@ -319,6 +319,18 @@ server_secrets = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# One row per sync table: a value that changes, in the same transaction, with every statement
+# that writes the table (set by triggers, migration 0006). A process may keep a scope's live
+# (content_hash, id) rows while its table's value is the one it read with them
+# (`fieldsync.sync.live_scans`). Transient: `db copy` skips it; the target has its own.
+sync_revisions = Table(
+    "sync_revisions",
+    metadata,
+    Column("table_name", String(64), primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+    info={"transient": True},
+)
+
 item_versions = Table(
     "item_versions",
     metadata,

@@ -6,7 +6,7 @@ through that one connection, so the page and `remaining_count` always agree.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ from fieldsync.model.kinds import EntityKind
 from fieldsync.storage import tables as t
 from fieldsync.storage.database import CLIENT_HASHES_TABLE
 from fieldsync.storage.sql import chunks, tuple_chunks
+from fieldsync.storage.sync_revisions import table_revision
+from fieldsync.sync.live_scans import LIVE_SCANS, LiveScan, ScopeKey
 from fieldsync.sync.representation_cache import REPRESENTATIONS
 
 
@@ -186,7 +188,9 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     """One page of the diff between the scope's live items and the hashes a client holds.
 
     1. One ordered pass over the scope's covering index (`ix_<table>_live_scope`) yields every
-       live item's hash and id; the upsert candidates are those whose hash the client lacks.
+       live item's hash and id, or the process keeps them from an earlier call when the table
+       has not been written since (`sync.live_scans`); the upsert candidates are those whose
+       hash the client lacks.
     2. Only the client's hashes that match no live item of the scope (usually none) can be
        deleted candidates; they go into the connection's temporary table and are joined, in
        the database, to the hash history (primary key) and the items. A deleted entry carries
@@ -199,7 +203,8 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     page_size = kind.sync.page_size
     scope_types, parameters = _scope_parameters(scope)
     statements = _page_statements(kind, scope_types)
-    candidates, unmatched = _diff_live(tuple_chunks(conn, statements.live, parameters), client.held)
+    live = _live_scan(conn, scope, scope_types, parameters, statements.live)
+    candidates, unmatched = live.diff(client.held)
 
     deleted: list[dict[str, Any]] = []
     deleted_total = 0
@@ -223,21 +228,26 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     return SyncPage(upserted=upserted, deleted=deleted, remaining_count=remaining)
 
 
-def _diff_live(
-    live: Iterable[list[tuple[bytes, int]]], held: Collection[bytes]
-) -> tuple[list[tuple[bytes, int]], list[bytes]]:
-    """The live items (`(content_hash, id)` rows, in batches) whose hash the client lacks, in
-    order, and the client's hashes that match no live item.
-
-    Only the lacking rows and one batch are kept at a time: a scope of 100,000 items costs one
-    batch and one copy of the client's hash set, not 100,000 rows and a set of their hashes.
-    """
-    lacking: list[tuple[bytes, int]] = []
-    unmatched = set(held)
-    for rows in live:
-        unmatched.difference_update([content_hash for content_hash, _ in rows])
-        lacking.extend(row for row in rows if row[0] not in held)
-    return lacking, list(unmatched)
+def _live_scan(
+    conn: Connection,
+    scope: Scope,
+    scope_types: tuple[str, ...],
+    parameters: dict[str, Any],
+    statement: Select[Any],
+) -> LiveScan:
+    """The scope's live `(content_hash, id)` rows in the snapshot: from the process's cache
+    when the snapshot's table revision is the one they were read at, else read (and kept)."""
+    table_name = scope.kind.table.name
+    revision = table_revision(conn, table_name)
+    key: ScopeKey = (table_name, tuple((name, tuple(scope.keys[name])) for name in scope_types))
+    if revision is not None:
+        cached = LIVE_SCANS.get(key, revision)
+        if cached is not None:
+            return cached
+    scan = LiveScan.of(tuple_chunks(conn, statement, parameters))
+    if revision is not None:
+        LIVE_SCANS.put(key, revision, scan)
+    return scan
 
 
 def _page_representations(
