@@ -261,7 +261,8 @@ of a query of megabytes)."""
 def _refuse_surrogates(*texts: str | None) -> None:
     """Refuse text no UTF-8 can hold (a lone surrogate), e.g. from a GET parameter."""
     for value in texts:
-        if value is not None and _SURROGATE.search(value):
+        # isascii() is a flag of the string, not a scan: a query of megabytes costs nothing.
+        if value is not None and not value.isascii() and _SURROGATE.search(value):
             raise _BadRequest(
                 400,
                 "The request contains a lone surrogate: text must be valid Unicode",
