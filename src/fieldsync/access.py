@@ -7,6 +7,7 @@ admin (docs/auth.md) it may also write there, again with all descendants.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import Connection, Select, bindparam, select
 
 from fieldsync.model.enums import ROLES, WRITE_ROLES
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import chunks, driver_rows
+from fieldsync.storage.sql import DriverRead, chunks, driver_rows
 
 
 def _descendants_statement() -> Select[Any]:
@@ -101,10 +102,22 @@ class OrganizationAccess:
 
 def organization_access(conn: Connection, user_id: int) -> OrganizationAccess:
     """The user's readable, writable and administered organizations, in one statement."""
+    read = organization_access_read(user_id)
+    return organization_access_of(driver_rows(conn, read.statement, read.parameters))
+
+
+def organization_access_read(user_id: int) -> DriverRead:
+    """The statement of `organization_access`, to be sent ahead of others
+    (`storage.sql.pipelined_driver_rows`); `organization_access_of` reads its rows."""
+    return DriverRead(_ACCESS, {"user_id": user_id})
+
+
+def organization_access_of(rows: Iterable[tuple[Any, ...]]) -> OrganizationAccess:
+    """The access of the rows of an `organization_access_read`."""
     readable: set[int] = set()
     writable: set[int] = set()
     administered: set[int] = set()
-    for role, organization_id in driver_rows(conn, _ACCESS, {"user_id": user_id}):
+    for role, organization_id in rows:
         if role not in ROLES:
             continue
         readable.add(organization_id)

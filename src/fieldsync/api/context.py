@@ -160,8 +160,12 @@ class RequestContext:
     _may_read: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, conn: Connection, viewer: Viewer) -> RequestContext:
-        return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer))
+    def open(
+        cls, conn: Connection, viewer: Viewer, access: OrganizationAccess | None = None
+    ) -> RequestContext:
+        """The context of one request; `access`, the caller's organizations if they were read
+        already in the same snapshot (else read at first use)."""
+        return cls(conn=conn, viewer=viewer, loader=Loader(conn, viewer), _access=access)
 
     def prime_references(self, records: Sequence[dict[str, Any]]) -> None:
         """Let the loader fetch what the records reference in batches, should a query ask."""

@@ -28,6 +28,7 @@ from graphql import (
 from graphql.validation.validate import ValidationAbortedError
 from sqlalchemy import Connection, Engine
 
+from fieldsync.access import OrganizationAccess, organization_access_of, organization_access_read
 from fieldsync.api.context import RequestContext
 from fieldsync.api.fast_execution import FastExecutor
 from fieldsync.api.inline_lists import LiftedQuery, declare_lifted, lift_inline_lists
@@ -341,16 +342,22 @@ class GraphQLExecutor:
         return None if refused is None else rate_limited(refused)
 
     def _transaction(
-        self, document: DocumentNode, request: GraphQLRequest, deadline: RequestDeadline
+        self, mutation: bool, deadline: RequestDeadline
     ) -> AbstractContextManager[Connection]:
         """A mutation waits for another writer only briefly (503 WRITER_BUSY after that)."""
-        if not _is_mutation(document, request.operation_name):
+        if not mutation:
             return read_snapshot(self.engine)
         wait = WriteWait(seconds=max(0.1, min(_WRITER_WAIT_SECONDS, deadline.remaining())))
         return write_transaction(with_write_wait(self.engine, wait))
 
-    def _context(self, conn: Connection, viewer: Viewer, request: GraphQLRequest) -> RequestContext:
-        context = RequestContext.open(conn, viewer)
+    def _context(
+        self,
+        conn: Connection,
+        viewer: Viewer,
+        request: GraphQLRequest,
+        access: OrganizationAccess | None,
+    ) -> RequestContext:
+        context = RequestContext.open(conn, viewer, access)
         context.blobs = None if self.blobs is None else self.blobs()
         context.base_url = request.base_url
         return context
@@ -363,19 +370,29 @@ class GraphQLExecutor:
         deadline: RequestDeadline,
     ) -> ExecutionResult | GraphQLResponse:
         """Execute a query on one snapshot and a mutation in one write transaction, stopped by
-        the deadline in Python and in the database (a stopped mutation writes nothing)."""
+        the deadline in Python and in the database (a stopped mutation writes nothing).
+
+        A query reads the caller's organizations with the snapshot's first statements (one
+        round trip for them all on PostgreSQL); a mutation reads them at first use, after the
+        writer lock.
+        """
+        mutation = _is_mutation(document, request.operation_name)
+        first_reads = [] if mutation else [organization_access_read(viewer.user_id)]
         try:
             with (
-                self._transaction(document, request, deadline) as conn,
-                statement_deadline(conn, deadline.remaining(), deadline.stopped),
+                self._transaction(mutation, deadline) as conn,
+                statement_deadline(
+                    conn, deadline.remaining(), deadline.stopped, first_reads
+                ) as first_rows,
                 deadline.on_cancel(lambda: interrupt_statement(conn)),
             ):
+                access = None if mutation else organization_access_of(first_rows[0])
                 result = execute(
                     self.schema,
                     document,
                     variable_values=request.variables,
                     operation_name=request.operation_name,
-                    context_value=self._context(conn, viewer, request),
+                    context_value=self._context(conn, viewer, request, access),
                     is_awaitable=_never_awaitable,
                     executor_class=FastExecutor if self.fast_path else DeadlineExecutor,
                     deadline=deadline,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import select
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +37,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from fieldsync.errors import FieldSyncError
-from fieldsync.storage.sql import driver_errors
-from fieldsync.storage.sync_revisions import ALL_REVISIONS_SQL, forget_revisions, keep_revisions
+from fieldsync.storage.sql import DriverRead, pipelined_driver_rows
+from fieldsync.storage.sync_revisions import ALL_REVISIONS, forget_revisions, keep_revisions
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
 # A per-connection temporary table, made when a connection opens: a sync call puts the client's
@@ -341,35 +341,39 @@ _PROGRESS_INSTRUCTIONS = 20_000
 
 @contextmanager
 def statement_deadline(
-    conn: Connection, seconds: float, stopped: Callable[[], bool]
-) -> Iterator[None]:
-    """Stop SQL that runs past a request's deadline, inside a `read_snapshot`.
+    conn: Connection,
+    seconds: float,
+    stopped: Callable[[], bool],
+    first_reads: Sequence[DriverRead] = (),
+) -> Iterator[list[list[tuple[Any, ...]]]]:
+    """Stop SQL that runs past a request's deadline, inside a `read_snapshot`; the rows of
+    `first_reads`, read under the deadline at once, are what it yields.
 
     PostgreSQL: `SET LOCAL statement_timeout` (for this transaction only), sent in one
-    pipeline with the transaction's BEGIN, and in a read-only snapshot the sync tables'
-    revisions read in the same pipeline (`storage.sync_revisions`): one round trip for all.
+    pipeline with the transaction's BEGIN and the first reads, and in a read-only snapshot
+    the sync tables' revisions read in the same pipeline (`storage.sync_revisions`): one round
+    trip for all.
     SQLite: a progress handler on the driver connection that interrupts the statement once
     `stopped()` is true; removed again before the pooled connection serves anyone else.
     """
     dbapi_connection: Any = conn.connection.dbapi_connection
     if not is_sqlite(conn):
         milliseconds = max(1, int(seconds * 1000))
-        set_timeout = f"SET LOCAL statement_timeout = {milliseconds}"
         read_only = bool(conn.get_execution_options().get("postgresql_readonly"))
-        with driver_errors(conn, set_timeout):
-            with dbapi_connection.pipeline():
-                dbapi_connection.execute(set_timeout)
-                revisions = dbapi_connection.execute(ALL_REVISIONS_SQL) if read_only else None
-            if revisions is not None:
-                keep_revisions(conn, revisions.fetchall())
+        reads = [*first_reads, ALL_REVISIONS] if read_only else list(first_reads)
+        rows = pipelined_driver_rows(
+            conn, reads, preceded_by=[f"SET LOCAL statement_timeout = {milliseconds}"]
+        )
+        if read_only:
+            keep_revisions(conn, rows.pop())
         try:
-            yield
+            yield rows
         finally:
             forget_revisions(conn)
         return
     dbapi_connection.set_progress_handler(lambda: 1 if stopped() else 0, _PROGRESS_INSTRUCTIONS)
     try:
-        yield
+        yield pipelined_driver_rows(conn, first_reads)
     finally:
         dbapi_connection.set_progress_handler(None, 0)
 

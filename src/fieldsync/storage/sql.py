@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table
@@ -97,6 +98,53 @@ def driver_rows(
     """
     with _driver_cursor(conn, statement, parameters) as cursor:
         rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return _converted(conn, statement, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverRead:
+    """A small query and its parameters, for `pipelined_driver_rows`."""
+
+    statement: Select[Any]
+    parameters: Mapping[str, Any]
+
+
+def pipelined_driver_rows(
+    conn: Connection, reads: Sequence[DriverRead], preceded_by: Sequence[str] = ()
+) -> list[list[tuple[Any, ...]]]:
+    """The rows of each read, as `driver_rows` returns them, after the SQL `preceded_by`
+    (statements without rows, such as a `SET LOCAL`).
+
+    PostgreSQL sends all of them, and the BEGIN of a transaction not yet begun, in one
+    pipeline: one round trip. SQLite, whose statements cost no round trip, runs them in turn.
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if conn.dialect.name != "postgresql":
+        for sql in preceded_by:
+            conn.exec_driver_sql(sql)
+        return [driver_rows(conn, read.statement, read.parameters) for read in reads]
+    bound = [_bound(conn, _compiled(conn, read.statement), dict(read.parameters)) for read in reads]
+    cursors = [dbapi_connection.cursor(binary=True) for _ in reads]
+    try:
+        with driver_errors(conn, "; ".join([*preceded_by, *(sql for sql, _ in bound)])):
+            with dbapi_connection.pipeline():
+                for sql in preceded_by:
+                    dbapi_connection.execute(sql)
+                for cursor, (sql, values) in zip(cursors, bound, strict=True):
+                    cursor.execute(sql, values)
+            fetched = [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    return [
+        _converted(conn, read.statement, rows) for read, rows in zip(reads, fetched, strict=True)
+    ]
+
+
+def _converted(
+    conn: Connection, statement: Select[Any], rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Driver rows of `statement` with each value converted by its column's type."""
     processors = _result_processors(conn, statement)
     if not any(processors):
         return rows

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 from sqlalchemy import Connection, bindparam, select
 
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import driver_rows
+from fieldsync.storage.sql import DriverRead, driver_rows
 
 _REVISION = select(t.sync_revisions.c.revision).where(
     t.sync_revisions.c.table_name == bindparam("table_name")
 )
-ALL_REVISIONS_SQL = "SELECT table_name, revision FROM sync_revisions"
+ALL_REVISIONS = DriverRead(select(t.sync_revisions.c.table_name, t.sync_revisions.c.revision), {})
 """Every table's revision: PostgreSQL reads them with a snapshot's BEGIN, in one round trip
 (`storage.database.statement_deadline`)."""
 _READ_AT_BEGIN = "fieldsync_sync_revisions"
@@ -26,6 +27,17 @@ def table_revision(conn: Connection, table_name: str) -> int | None:
         return read_at_begin.get(table_name)
     rows = driver_rows(conn, _REVISION, {"table_name": table_name})
     return rows[0][0] if rows else None
+
+
+def revisions_read_at_begin(conn: Connection, table_names: Sequence[str]) -> tuple[int, ...] | None:
+    """The tables' revisions as the snapshot's BEGIN read them (PostgreSQL, read only); None
+    when they were not read there, or a table has none. For reads small enough that reading
+    the revisions on their own would cost as much as the read itself."""
+    read_at_begin: dict[str, int] | None = conn.info.get(_READ_AT_BEGIN)
+    if read_at_begin is None:
+        return None
+    revisions = tuple(read_at_begin.get(name) for name in table_names)
+    return None if None in revisions else cast(tuple[int, ...], revisions)
 
 
 def keep_revisions(conn: Connection, rows: Iterable[tuple[str, int]]) -> None:

@@ -14,11 +14,11 @@ per scope): a busy table is simply read as before.
 
 from __future__ import annotations
 
-import threading
 from array import array
-from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+
+from fieldsync.sync.revision_cache import RevisionCache
 
 # About 60 bytes of Python objects per row: some 30 MB at most.
 DEFAULT_MAX_ROWS = 500_000
@@ -65,59 +65,11 @@ class LiveScan:
         return lacking, list(unmatched)
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    revision: int
-    scan: LiveScan
-
-
-class LiveScanCache:
+class LiveScanCache(RevisionCache[ScopeKey, LiveScan]):
     """Least-recently-used scans, holding at most `max_rows` rows in all."""
 
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS) -> None:
-        if max_rows < 0:
-            raise ValueError("max_rows must be 0 or more")
-        self.max_rows = max_rows
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[ScopeKey, _Entry] = OrderedDict()
-        self._rows = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: ScopeKey, revision: int) -> LiveScan | None:
-        """The scope's scan when it was read at `revision`."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry.revision != revision:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry.scan
-
-    def put(self, key: ScopeKey, revision: int, scan: LiveScan) -> None:
-        """Remember the scan read at `revision` (one larger than the bound is not kept)."""
-        if len(scan) > self.max_rows:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._rows -= len(old.scan)
-            self._entries[key] = _Entry(revision, scan)
-            self._rows += len(scan)
-            while self._rows > self.max_rows:
-                _, evicted = self._entries.popitem(last=False)
-                self._rows -= len(evicted.scan)
-
-    def clear(self) -> None:
-        """Forget every scan, and the counts of hits and misses."""
-        with self._lock:
-            self._entries.clear()
-            self._rows = 0
-            self.hits = self.misses = 0
+        super().__init__(max_rows, weight=len)
 
 
 LIVE_SCANS = LiveScanCache()

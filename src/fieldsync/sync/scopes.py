@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Select, bindparam, select
+from sqlalchemy.sql.util import find_tables
 
 from fieldsync.access import descendant_organization_ids
 from fieldsync.errors import NotFoundError
@@ -20,7 +21,9 @@ from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage import tables as t
 from fieldsync.storage.sql import chunks, driver_rows
+from fieldsync.storage.sync_revisions import revisions_read_at_begin
 from fieldsync.sync.engine import Scope, SyncError
+from fieldsync.sync.revision_cache import RevisionCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,18 +40,27 @@ def locate_many(
     """Live objects by sentera_id, each with the organization it hangs below.
 
     Any number of ids: they are looked up in chunks within every backend's parameter limit.
+    In a snapshot that read the revisions of the tables a lookup reads at its BEGIN, objects
+    found before at the same revisions are taken from `LOCATED` rather than looked up again.
     """
     wanted = sorted(set(sentera_ids))
     found: dict[str, Located] = {}
-    for part in chunks(wanted):
-        if code in _OWNED_TABLES:
+    if code in _OWNED_TABLES:
+        for part in chunks(wanted):
             found.update(_locate_owned(conn, code, part))
-            continue
-        query = _LOCATE.get(code)
-        if query is None:
-            return {}
-        rows = driver_rows(conn, query, {"wanted": list(part)})
-        found.update((sentera_id, Located(item_id, org)) for sentera_id, item_id, org in rows)
+        return found
+    query = _LOCATE.get(code)
+    if query is None:
+        return {}
+    revisions = revisions_read_at_begin(conn, _LOCATE_TABLES[code])
+    if revisions is not None:
+        found = {sid: hit for sid in wanted if (hit := LOCATED.get((code, sid), revisions))}
+        wanted = [sid for sid in wanted if sid not in found]
+    for part in chunks(wanted):
+        for sentera_id, item_id, org in driver_rows(conn, query, {"wanted": list(part)}):
+            found[sentera_id] = Located(item_id, org)
+            if revisions is not None:
+                LOCATED.put((code, sentera_id), revisions, found[sentera_id])
     return found
 
 
@@ -107,6 +119,19 @@ def _locate_query(code: TypeCode) -> Select[Any] | None:
 
 # Built once: each call only binds the ids.
 _LOCATE = {code: query for code in TypeCode if (query := _locate_query(code)) is not None}
+
+# The tables each lookup reads: what it found holds while their revisions do.
+_LOCATE_TABLES = {
+    code: sorted({table.name for table in find_tables(query, include_joins=True)})
+    for code, query in _LOCATE.items()
+}
+
+# About 250 bytes an entry: some 5 MB at most.
+DEFAULT_MAX_LOCATED = 20_000
+LocatedCache = RevisionCache[tuple[TypeCode, str], Located]
+LOCATED = LocatedCache(DEFAULT_MAX_LOCATED)
+"""Objects found by `locate_many`, by type and sentera_id, stamped with the revisions of the
+tables their lookup read."""
 
 # Kinds that hang below an owner of several possible types (their scope key).
 _OWNED_TABLES = {TypeCode.FEATURE_SET: t.feature_sets, TypeCode.FILE: t.files}
