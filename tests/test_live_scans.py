@@ -30,6 +30,9 @@ query($survey: ID!, $hashes: [String!]!) {
 """
 
 
+REVISION_OF_IMAGES = "SELECT revision FROM sync_revisions WHERE table_name = 'images'"
+
+
 def _sync_tables() -> list[str]:
     """Every table whose rows sync queries serve (they have a content hash and a scope)."""
     return sorted(
@@ -202,8 +205,8 @@ def test_the_cache_keeps_at_most_its_rows_least_recently_used_first_out() -> Non
 
 
 def test_postgresql_reads_the_revisions_with_the_snapshot_begin(engine: Engine) -> None:
-    """In one round trip with BEGIN, kept for the snapshot only; a write transaction reads its
-    revisions as it goes (its own writes change them)."""
+    """In one round trip with BEGIN, kept for the snapshot only; a write transaction gets no
+    revision to keep anything by (its revision changes at its first write only)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite reads a revision in-process, with no round trip to save")
     expected = _revisions(engine)
@@ -212,7 +215,33 @@ def test_postgresql_reads_the_revisions_with_the_snapshot_begin(engine: Engine) 
         assert table_revision(conn, "images") == expected["images"]
     with write_transaction(engine) as conn, statement_deadline(conn, 30, lambda: False):
         assert "fieldsync_sync_revisions" not in conn.info
-        conn.execute(text("UPDATE images SET updated_at = updated_at"))
-        assert table_revision(conn, "images") != expected["images"]
+        assert table_revision(conn, "images") is None
     with engine.connect() as conn:
         assert "fieldsync_sync_revisions" not in conn.info
+
+
+def test_a_transaction_changes_a_revision_once_however_many_statements_write(
+    engine: Engine, world: World
+) -> None:
+    """PostgreSQL: the first statement writing the table changes its revision (migration
+    0007), so a bulk load leaves one dead row version, not one per statement; a savepoint
+    rolled back takes its change with it. SQLite: every written row changes it."""
+    before = _revisions(engine)["images"]
+    values = []
+    with write_transaction(engine) as conn:
+        for _ in range(3):
+            conn.execute(text("UPDATE images SET updated_at = updated_at"))
+            values.append(conn.execute(text(REVISION_OF_IMAGES)).scalar_one())
+    after = _revisions(engine)["images"]
+    assert after not in (before, None) and values[-1] == after
+    if engine.dialect.name == "postgresql":
+        assert len(set(values)) == 1
+        with write_transaction(engine) as conn:
+            savepoint = conn.begin_nested()
+            conn.execute(text("UPDATE images SET updated_at = updated_at"))
+            savepoint.rollback()
+            assert conn.execute(text(REVISION_OF_IMAGES)).scalar_one() == after
+            conn.execute(text("UPDATE images SET updated_at = updated_at"))
+        assert _revisions(engine)["images"] not in (after, None)
+    else:
+        assert len(set(values)) == 3

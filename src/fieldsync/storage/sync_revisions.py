@@ -21,10 +21,19 @@ _READ_AT_BEGIN = "fieldsync_sync_revisions"
 
 def table_revision(conn: Connection, table_name: str) -> int | None:
     """The table's revision in the connection's snapshot; None when the table has none (a
-    schema made without migration 0006's rows), so nothing may be reused for it."""
+    schema made without migration 0006's rows), so nothing may be reused for it.
+
+    Also None in a PostgreSQL transaction that may write: there the revision changes at the
+    transaction's first write to the table only (migration 0007), so what it reads after
+    that write is not what the revision stands for once it commits.
+    """
     read_at_begin: dict[str, int] | None = conn.info.get(_READ_AT_BEGIN)
     if read_at_begin is not None:
         return read_at_begin.get(table_name)
+    if conn.dialect.name == "postgresql" and not conn.get_execution_options().get(
+        "postgresql_readonly"
+    ):
+        return None
     rows = driver_rows(conn, _REVISION, {"table_name": table_name})
     return rows[0][0] if rows else None
 
