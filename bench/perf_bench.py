@@ -113,7 +113,7 @@ class Sizes:
     concurrency_seconds: float
 
 
-FULL = Sizes(100_000, 2_000, 7, 3, 3, 50, 20.0)
+FULL = Sizes(100_000, 2_000, 7, 3, 3, 500, 20.0)
 QUICK = Sizes(10_000, 500, 3, 2, 1, 20, 5.0)
 
 
