@@ -27,25 +27,25 @@ _FUNCTION = "fs_change_sync_revision"
 # A bigint of 62 random bits (random() is a double in [0, 1)), as in 0006.
 _NEW_REVISION = "(random() * 4611686018427387903)::bigint"
 _CHANGED = "'fieldsync.sync_revision_changed_' || TG_TABLE_NAME"
+_CHANGE = f"UPDATE sync_revisions SET revision = {_NEW_REVISION} WHERE table_name = TG_TABLE_NAME;"
 
 
-def upgrade() -> None:
+def _replace_function(body: str) -> None:
+    """The trigger function of 0006 with `body`, on PostgreSQL (SQLite has none)."""
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(
         f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        f"BEGIN IF current_setting({_CHANGED}, true) IS DISTINCT FROM 'on' THEN "
-        f"UPDATE sync_revisions SET revision = {_NEW_REVISION} WHERE table_name = TG_TABLE_NAME; "
-        f"PERFORM set_config({_CHANGED}, 'on', true); "
-        "END IF; RETURN NULL; END $$"
+        f"BEGIN {body} RETURN NULL; END $$"
+    )
+
+
+def upgrade() -> None:
+    _replace_function(
+        f"IF current_setting({_CHANGED}, true) IS DISTINCT FROM 'on' THEN {_CHANGE} "
+        f"PERFORM set_config({_CHANGED}, 'on', true); END IF;"
     )
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(
-        f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        f"BEGIN UPDATE sync_revisions SET revision = {_NEW_REVISION} "
-        "WHERE table_name = TG_TABLE_NAME; RETURN NULL; END $$"
-    )
+    _replace_function(_CHANGE)
