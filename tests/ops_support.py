@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -32,11 +33,33 @@ SYNC_IMAGES = (
 )
 
 
+_LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_TEST_PORT = 20_000
+_PICKER = random.SystemRandom()  # not reseeded by any test's fixed seed
+
+
+def _first_ephemeral_port() -> int:
+    """The lowest port the kernel gives to the local end of an outgoing connection."""
+    try:
+        return int(_LOCAL_PORT_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, below the kernel's ephemeral range.
+
+    A port from that range (what binding port 0 gives) may become the local end of some other
+    test's outgoing connection before the server that was to listen on it starts, which then
+    finds it in use."""
+    top = _first_ephemeral_port()
+    for _ in range(100) if top > _LOWEST_TEST_PORT + 1_000 else ():
+        port = _PICKER.randrange(_LOWEST_TEST_PORT, top)
+        with contextlib.suppress(OSError), socket.create_server(("127.0.0.1", port)):
+            return port
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 class ThreadServer:
@@ -122,6 +145,10 @@ def demo_token(database_url: str) -> str:
         engine.dispose()
 
 
+class PortTakenError(RuntimeError):
+    """The port chosen for a server was taken before the server could listen on it."""
+
+
 class ServeProcess:
     """`fieldsync serve` in a subprocess, its standard error kept in a file."""
 
@@ -133,28 +160,40 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
     ) -> None:
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.stderr_path = tmp_path / f"serve-{self.port}.log"
         # No FIELDSYNC_* setting of the calling shell leaks in: only what the test passes.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
         environment = {**inherited, "FIELDSYNC_DATABASE_URL": database_url, **(env or {})}
         environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        for attempt in range(1 if port else 3):
+            self._start(tmp_path, port or free_port(), options, environment)
+            try:
+                self.wait_until_up()
+                return
+            except PortTakenError:
+                if port or attempt == 2:
+                    raise
+
+    def _start(
+        self, tmp_path: Path, port: int, options: tuple[str, ...], environment: dict[str, str]
+    ) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.stderr_path = tmp_path / f"serve-{port}.log"
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "fieldsync", "serve", "--port", str(self.port), *options],
+                [sys.executable, "-m", "fieldsync", "serve", "--port", str(port), *options],
                 env=environment,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 cwd=tmp_path,
             )
-        self.wait_until_up()
 
     def wait_until_up(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.stderr()}")
+                error = PortTakenError if " is in use" in self.stderr() else RuntimeError
+                raise error(f"serve exited: {self.stderr()}")
             try:
                 if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
                     return

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.conftest import LiveServer
+from tests.ops_support import free_port
 from tests.test_db_commands import FIELDSYNC, cli, no_traceback
 
 USER = "n000001_US_Newcomer_CV_test_abc123_240101_000000"
@@ -32,12 +33,6 @@ def busy_port() -> Iterator[int]:
     """A loopback port some other program listens on."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         yield listener.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- a missing SQLite file ----------------------------------------------------------------------
