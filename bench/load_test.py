@@ -20,7 +20,6 @@ import argparse
 import itertools
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,10 @@ from typing import Any, TypeAlias
 import httpx
 import psutil
 from sqlalchemy import Engine, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.ops_support import free_port
 
 from fieldsync.changeset import ChangesetError, apply_changeset
 from fieldsync.hashing import encode_hash
@@ -435,13 +438,6 @@ def live_rows(engine: Engine, scope: SyncScope) -> dict[str, str]:
 
 
 # -- the server, its database and its memory -------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from tests.builder import (
     survey_record,
     user_record,
 )
+from tests.ops_support import free_port
 
 # Every test here runs the real `fieldsync` command as a process (about a second each).
 pytestmark = pytest.mark.slow
@@ -764,13 +764,6 @@ def test_db_copy_from_sqlite_to_a_fresh_postgresql_keeps_everything(
         target.dispose()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize(
     ("target", "message"),
     [
@@ -784,7 +777,7 @@ def _closed_port() -> int:
 def test_db_copy_errors_are_one_clear_line(tmp_path: Path, target: str, message: str) -> None:
     source_url = f"sqlite:///{tmp_path}/fieldsync.db"
     load(source_url, write_json(tmp_path / "world.json", World(images=2).create()))
-    target = source_url if target == "SOURCE" else target.format(port=_closed_port())
+    target = source_url if target == "SOURCE" else target.format(port=free_port())
     result = cli("db", "copy", "--from", source_url, "--to", target)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout == ""
