@@ -137,3 +137,17 @@ def test_a_caller_removed_from_the_organization_loses_a_scope_it_synced_before(
     assert answer.body["data"] == {"sync_images": None}
     assert [e["extensions"]["code"] for e in answer.body["errors"]] == ["NOT_FOUND"]
     assert answer.body["errors"][0]["message"] == f"survey {world.survey!r} not found"
+
+
+def test_a_sqlite_begin_that_fails_raises_sqlalchemys_error_and_leaves_the_pool_usable(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("FieldSync sends SQLite's BEGIN itself; PostgreSQL's is psycopg's")
+    with engine.connect() as conn:
+        conn.connection.dbapi_connection.close()  # type: ignore[union-attr]
+        with pytest.raises(DBAPIError, match="closed database") as raised:
+            conn.begin()
+        assert raised.value.connection_invalidated
+    with read_snapshot(engine) as conn:
+        assert conn.execute(select(t.users.c.id)).all() == []

@@ -37,7 +37,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from fieldsync.errors import FieldSyncError
-from fieldsync.storage.sql import DriverRead, pipelined_driver_rows
+from fieldsync.storage.sql import DriverRead, driver_errors, pipelined_driver_rows
 from fieldsync.storage.sync_revisions import ALL_REVISIONS, forget_revisions, keep_revisions
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldsync.db"
@@ -294,12 +294,14 @@ def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        dbapi_connection: Any = conn.connection.dbapi_connection
-        if dbapi_connection.in_transaction:
-            return  # write_transaction has begun it already, holding the write lock
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        if mode is not None:  # None: single_statement_read, each statement on its own
-            dbapi_connection.execute(f"BEGIN {mode}")
+        begin = f"BEGIN {mode}"
+        with driver_errors(conn, begin):  # raised as the driver errors of SQLAlchemy's SQL
+            dbapi_connection: Any = conn.connection.dbapi_connection
+            if dbapi_connection.in_transaction:
+                return  # write_transaction has begun it already, holding the write lock
+            if mode is not None:  # None: single_statement_read, each statement on its own
+                dbapi_connection.execute(begin)
 
     return engine
 
