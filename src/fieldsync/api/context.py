@@ -10,12 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, select
 
-from fieldsync.access import (
-    OrganizationAccess,
-    colleague_organization_ids,
-    organization_access,
-    visible_user_sentera_ids,
-)
+from fieldsync.access import OrganizationAccess, colleague_organization_ids, organization_access
 from fieldsync.blobs.context import BlobContext
 from fieldsync.blobs.uploads import StoredBytes, attach
 from fieldsync.errors import NoBlobStoreError
@@ -23,6 +18,7 @@ from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
 from fieldsync.storage import tables as t
+from fieldsync.storage.organization_tree import visible_users
 from fieldsync.sync.engine import load_representations
 from fieldsync.sync.scopes import readable_objects
 from fieldsync.tokens import Viewer
@@ -205,9 +201,7 @@ class RequestContext:
             batch = {sentera_id} | (self.loader.primed(code) - self._may_read.keys())
             found: Collection[str]
             if code is TypeCode.USER:
-                found = visible_user_sentera_ids(
-                    self.conn, self.viewer.user_id, self.colleagues_of, batch
-                )
+                found = visible_users(self.conn, self.viewer.user_id, self.colleagues_of, batch)
             else:
                 found = readable_objects(self.conn, self.readable, code, batch)
             for checked in batch:

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import BindParameter, Connection, Select, bindparam, select
 from sqlalchemy.sql.util import find_tables
 
-from fieldsync.access import descendant_organization_ids
 from fieldsync.errors import NotFoundError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage import tables as t
+from fieldsync.storage.organization_tree import descendant_ids
 from fieldsync.storage.sql import chunks, driver_rows
 from fieldsync.storage.sync_revisions import revisions_read_at_begin
 from fieldsync.sync.engine import Scope, SyncError
@@ -208,7 +208,7 @@ def organization_scope(
         raise _not_found("organization", organization_sentera_id)
     ids = {found.id}
     if include_descendants:
-        ids = descendant_organization_ids(conn, ids)
+        ids = descendant_ids(conn, ids)
     return Scope(kind, {"ORGANIZATION": sorted(ids)})
 
 
