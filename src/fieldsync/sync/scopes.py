@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Select, bindparam, select
-from sqlalchemy.sql.util import find_tables
+from sqlalchemy import Connection
 
 from fieldsync.errors import NotFoundError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
 from fieldsync.model.representation import owner_sentera_ids
-from fieldsync.storage import tables as t
+from fieldsync.storage.locate import SCOPE_OWNED_TYPES, live_objects, live_owned, lookup_tables
 from fieldsync.storage.organization_tree import descendant_ids
-from fieldsync.storage.sql import chunks, driver_rows
+from fieldsync.storage.sql import chunks
 from fieldsync.storage.sync_revisions import revisions_read_at_begin
 from fieldsync.sync.engine import Scope, SyncError
 from fieldsync.sync.revision_cache import RevisionCache
@@ -45,86 +43,24 @@ def locate_many(
     """
     wanted = sorted(set(sentera_ids))
     found: dict[str, Located] = {}
-    if code in _OWNED_TABLES:
+    if code in SCOPE_OWNED_TYPES:
         for part in chunks(wanted):
             found.update(_locate_owned(conn, code, part))
         return found
-    query = _LOCATE.get(code)
-    if query is None:
+    tables = lookup_tables(code)
+    if tables is None:
         return {}
-    revisions = revisions_read_at_begin(conn, _LOCATE_TABLES[code])
+    revisions = revisions_read_at_begin(conn, tables)
     if revisions is not None:
         found = {sid: hit for sid in wanted if (hit := LOCATED.get((code, sid), revisions))}
         wanted = [sid for sid in wanted if sid not in found]
     for part in chunks(wanted):
-        for sentera_id, item_id, org in driver_rows(conn, query, {"wanted": list(part)}):
+        for sentera_id, item_id, org in live_objects(conn, code, part):
             found[sentera_id] = Located(item_id, org)
             if revisions is not None:
                 LOCATED.put((code, sentera_id), revisions, found[sentera_id])
     return found
 
-
-def _locate_query(code: TypeCode) -> Select[Any] | None:
-    """The query of sentera_id, id and organization ("org") of live objects of one type whose
-    sentera_id is in the expanding `wanted`."""
-    wanted: BindParameter[Any] = bindparam("wanted", expanding=True)
-    o, f, s, m, lg = t.organizations, t.fields, t.surveys, t.mosaics, t.logos
-    i, c, ft = t.images, t.cogs, t.flight_tasks
-    if code is TypeCode.ORGANIZATION:
-        return select(o.c.sentera_id, o.c.id, o.c.id.label("org")).where(
-            o.c.sentera_id.in_(wanted), o.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.FIELD:
-        return select(f.c.sentera_id, f.c.id, f.c.organization_id.label("org")).where(
-            f.c.sentera_id.in_(wanted), f.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.SURVEY:
-        return (
-            select(s.c.sentera_id, s.c.id, f.c.organization_id.label("org"))
-            .join(f, f.c.id == s.c.field_id)
-            .where(s.c.sentera_id.in_(wanted), s.c.deleted_at.is_(None))
-        )
-    if code is TypeCode.MOSAIC:
-        return (
-            select(m.c.sentera_id, m.c.id, f.c.organization_id.label("org"))
-            .join(s, s.c.id == m.c.survey_id)
-            .join(f, f.c.id == s.c.field_id)
-            .where(m.c.sentera_id.in_(wanted), m.c.deleted_at.is_(None))
-        )
-    if code is TypeCode.LOGO:
-        return select(lg.c.sentera_id, lg.c.id, lg.c.organization_id.label("org")).where(
-            lg.c.sentera_id.in_(wanted), lg.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.FLIGHT_TASK:
-        return select(ft.c.sentera_id, ft.c.id, ft.c.organization_id.label("org")).where(
-            ft.c.sentera_id.in_(wanted), ft.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.IMAGE:
-        return (
-            select(i.c.sentera_id, i.c.id, f.c.organization_id.label("org"))
-            .join(s, s.c.id == i.c.survey_id)
-            .join(f, f.c.id == s.c.field_id)
-            .where(i.c.sentera_id.in_(wanted), i.c.deleted_at.is_(None))
-        )
-    if code is TypeCode.COG:
-        return (
-            select(c.c.sentera_id, c.c.id, f.c.organization_id.label("org"))
-            .join(m, m.c.id == c.c.mosaic_id)
-            .join(s, s.c.id == m.c.survey_id)
-            .join(f, f.c.id == s.c.field_id)
-            .where(c.c.sentera_id.in_(wanted), c.c.deleted_at.is_(None))
-        )
-    return None
-
-
-# Built once: each call only binds the ids.
-_LOCATE = {code: query for code in TypeCode if (query := _locate_query(code)) is not None}
-
-# The tables each lookup reads: what it found holds while their revisions do.
-_LOCATE_TABLES = {
-    code: sorted({table.name for table in find_tables(query, include_joins=True)})
-    for code, query in _LOCATE.items()
-}
 
 # About 250 bytes an entry: some 5 MB at most.
 DEFAULT_MAX_LOCATED = 20_000
@@ -133,19 +69,10 @@ LOCATED = LocatedCache(DEFAULT_MAX_LOCATED)
 """Objects found by `locate_many`, by type and sentera_id, stamped with the revisions of the
 tables their lookup read."""
 
-# Kinds that hang below an owner of several possible types (their scope key).
-_OWNED_TABLES = {TypeCode.FEATURE_SET: t.feature_sets, TypeCode.FILE: t.files}
-_LOCATE_OWNED = {
-    code: select(table.c.sentera_id, table.c.id, table.c.scope_type, table.c.scope_id).where(
-        table.c.sentera_id.in_(bindparam("wanted", expanding=True)), table.c.deleted_at.is_(None)
-    )
-    for code, table in _OWNED_TABLES.items()
-}
-
 
 def _locate_owned(conn: Connection, code: TypeCode, wanted: Sequence[str]) -> dict[str, Located]:
     """A feature set or file hangs below its owner (a survey, a field, a mosaic…)."""
-    rows = conn.execute(_LOCATE_OWNED[code], {"wanted": list(wanted)}).all()
+    rows = live_owned(conn, code, wanted)
     owners = owner_sentera_ids(conn, ((row.scope_type, row.scope_id) for row in rows))
     found: dict[str, Located] = {}
     for owner_type in {row.scope_type for row in rows}:
