@@ -5,74 +5,66 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, Connection, Select, bindparam, select
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    Connection,
+    FromClause,
+    Select,
+    Table,
+    bindparam,
+    select,
+)
 from sqlalchemy.sql.util import find_tables
 
 from fieldsync.ids import TypeCode
 from fieldsync.storage import tables as t
 from fieldsync.storage.sql import driver_rows
 
+_LOCATED_TABLES = {
+    TypeCode.ORGANIZATION: t.organizations,
+    TypeCode.FIELD: t.fields,
+    TypeCode.SURVEY: t.surveys,
+    TypeCode.MOSAIC: t.mosaics,
+    TypeCode.LOGO: t.logos,
+    TypeCode.FLIGHT_TASK: t.flight_tasks,
+    TypeCode.IMAGE: t.images,
+    TypeCode.COG: t.cogs,
+}
+# How a row without an organization_id of its own reaches one: its parent's key and table.
+_PARENTS: dict[str, tuple[Column[Any], Table]] = {
+    "cogs": (t.cogs.c.mosaic_id, t.mosaics),
+    "mosaics": (t.mosaics.c.survey_id, t.surveys),
+    "images": (t.images.c.survey_id, t.surveys),
+    "surveys": (t.surveys.c.field_id, t.fields),
+}
 
-def _located_query(code: TypeCode) -> Select[Any] | None:
-    """The query of sentera_id, id and organization ("org") of live objects of one type whose
-    sentera_id is in the expanding `wanted`."""
+
+def _located_query(table: Table) -> Select[Any]:
+    """The query of sentera_id, id and organization ("org") of the live rows of `table` whose
+    sentera_id is in the expanding `wanted`, joined up to the first table that names the
+    organization."""
+    source: FromClause = table
+    above = table
+    while above is not t.organizations and "organization_id" not in above.c:
+        key, parent = _PARENTS[above.name]
+        source = source.join(parent, parent.c.id == key)
+        above = parent
+    organization = above.c.id if above is t.organizations else above.c.organization_id
     wanted: BindParameter[Any] = bindparam("wanted", expanding=True)
-    o, f, s, m, lg = t.organizations, t.fields, t.surveys, t.mosaics, t.logos
-    i, c, ft = t.images, t.cogs, t.flight_tasks
-    if code is TypeCode.ORGANIZATION:
-        return select(o.c.sentera_id, o.c.id, o.c.id.label("org")).where(
-            o.c.sentera_id.in_(wanted), o.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.FIELD:
-        return select(f.c.sentera_id, f.c.id, f.c.organization_id.label("org")).where(
-            f.c.sentera_id.in_(wanted), f.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.SURVEY:
-        return (
-            select(s.c.sentera_id, s.c.id, f.c.organization_id.label("org"))
-            .join(f, f.c.id == s.c.field_id)
-            .where(s.c.sentera_id.in_(wanted), s.c.deleted_at.is_(None))
-        )
-    if code is TypeCode.MOSAIC:
-        return (
-            select(m.c.sentera_id, m.c.id, f.c.organization_id.label("org"))
-            .join(s, s.c.id == m.c.survey_id)
-            .join(f, f.c.id == s.c.field_id)
-            .where(m.c.sentera_id.in_(wanted), m.c.deleted_at.is_(None))
-        )
-    if code is TypeCode.LOGO:
-        return select(lg.c.sentera_id, lg.c.id, lg.c.organization_id.label("org")).where(
-            lg.c.sentera_id.in_(wanted), lg.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.FLIGHT_TASK:
-        return select(ft.c.sentera_id, ft.c.id, ft.c.organization_id.label("org")).where(
-            ft.c.sentera_id.in_(wanted), ft.c.deleted_at.is_(None)
-        )
-    if code is TypeCode.IMAGE:
-        return (
-            select(i.c.sentera_id, i.c.id, f.c.organization_id.label("org"))
-            .join(s, s.c.id == i.c.survey_id)
-            .join(f, f.c.id == s.c.field_id)
-            .where(i.c.sentera_id.in_(wanted), i.c.deleted_at.is_(None))
-        )
-    if code is TypeCode.COG:
-        return (
-            select(c.c.sentera_id, c.c.id, f.c.organization_id.label("org"))
-            .join(m, m.c.id == c.c.mosaic_id)
-            .join(s, s.c.id == m.c.survey_id)
-            .join(f, f.c.id == s.c.field_id)
-            .where(c.c.sentera_id.in_(wanted), c.c.deleted_at.is_(None))
-        )
-    return None
+    return (
+        select(table.c.sentera_id, table.c.id, organization.label("org"))
+        .select_from(source)
+        .where(table.c.sentera_id.in_(wanted), table.c.deleted_at.is_(None))
+    )
 
 
 # Built once: each call only binds the ids.
-_LOCATE = {code: query for code in TypeCode if (query := _located_query(code)) is not None}
+_LOCATE = {code: _located_query(table) for code, table in _LOCATED_TABLES.items()}
 
 # The tables each lookup reads: what it found holds while their revisions do.
 _LOCATE_TABLES = {
-    code: sorted({table.name for table in find_tables(query, include_joins=True)})
-    for code, query in _LOCATE.items()
+    code: sorted({table.name for table in find_tables(query)}) for code, query in _LOCATE.items()
 }
 
 
