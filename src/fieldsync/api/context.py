@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, select
+from sqlalchemy import Connection
 
 from fieldsync.access import OrganizationAccess, colleague_organization_ids, organization_access
 from fieldsync.blobs.context import BlobContext
@@ -18,7 +18,9 @@ from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import KIND_BY_CODE
 from fieldsync.model.representation import iso
 from fieldsync.storage import tables as t
+from fieldsync.storage.listings import organizations_by_sentera_id
 from fieldsync.storage.organization_tree import visible_users
+from fieldsync.storage.rows import rows_by_sentera_id
 from fieldsync.sync.engine import load_representations
 from fieldsync.sync.scopes import readable_objects
 from fieldsync.tokens import Viewer
@@ -35,26 +37,6 @@ def organization_object(row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
-
-
-def organization_query() -> Any:
-    orgs, parent = t.organizations, t.organizations.alias("parent")
-    return select(
-        orgs.c.id,
-        orgs.c.sentera_id,
-        orgs.c.name,
-        orgs.c.created_at,
-        orgs.c.updated_at,
-        parent.c.sentera_id.label("parent_sid"),
-    ).outerjoin(parent, parent.c.id == orgs.c.parent_id)
-
-
-_USERS_BY_SENTERA_ID: Select[Any] = select(t.users).where(
-    t.users.c.sentera_id.in_(bindparam("sentera_ids", expanding=True))
-)
-_ORGANIZATIONS_BY_SENTERA_ID: Select[Any] = organization_query().where(
-    t.organizations.c.sentera_id.in_(bindparam("sentera_ids", expanding=True))
-)
 
 
 class Loader:
@@ -118,21 +100,19 @@ class Loader:
         if kind.sync is not None:
             return load_representations(self.conn, kind, sorted(sentera_ids), by="sentera_id")
         if code is TypeCode.USER:
-            rows = self.conn.execute(_USERS_BY_SENTERA_ID, {"sentera_ids": sorted(sentera_ids)})
+            users = rows_by_sentera_id(self.conn, t.users, sentera_ids)
             return {
-                row.sentera_id: {
+                sentera_id: {
                     "__typename": "User",
-                    "sentera_id": row.sentera_id,
-                    "first_name": row.first_name,
-                    "last_name": row.last_name,
-                    "email": row.email if row.id == self.viewer.user_id else None,
+                    "sentera_id": sentera_id,
+                    "first_name": row["first_name"],
+                    "last_name": row["last_name"],
+                    "email": row["email"] if row["id"] == self.viewer.user_id else None,
                 }
-                for row in rows
+                for sentera_id, row in users.items()
             }
         if code is TypeCode.ORGANIZATION:
-            rows = self.conn.execute(
-                _ORGANIZATIONS_BY_SENTERA_ID, {"sentera_ids": sorted(sentera_ids)}
-            )
+            rows = organizations_by_sentera_id(self.conn, sentera_ids)
             return {row.sentera_id: organization_object(row) for row in rows}
         return {}
 

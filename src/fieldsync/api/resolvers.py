@@ -15,15 +15,16 @@ from typing import Any
 
 from graphql import FieldNode
 from graphql import GraphQLResolveInfo as _ResolveInfo
-from sqlalchemy import ColumnElement, and_, false, func, select
 
-from fieldsync.api.context import RequestContext, organization_object, organization_query
+from fieldsync.api.context import RequestContext, organization_object
 from fieldsync.errors import InvalidArgumentError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
-from fieldsync.model.representation import action_of, counted_links, iso
+from fieldsync.model.representation import action_of, iso
+from fieldsync.storage import listings
 from fieldsync.storage import tables as t
+from fieldsync.storage.listings import Listing
 from fieldsync.storage.logos import live_logos
 from fieldsync.storage.memberships import members
 from fieldsync.sync import service
@@ -222,13 +223,14 @@ def _pagination(pagination: Mapping[str, int | None] | None) -> tuple[int, int]:
 class Collection:
     """One page of a list: `{page, page_size, present, results, total_count}`, each computed
     only when asked (a sync page asking `images { total_count }` of 2,000 mosaics reads the
-    count from their representations and runs no query)."""
+    count from their representations and runs no query). `listing` says which rows the list
+    shows; it is called at the first value that needs it (finding a parent costs a query)."""
 
     def __init__(
         self,
         context: RequestContext,
         kind: EntityKind | None,
-        where: Callable[[], ColumnElement[bool]],
+        listing: Callable[[], Listing],
         pagination: dict[str, int] | None,
         *,
         known_total: int | None = None,
@@ -236,44 +238,27 @@ class Collection:
         self.page, self.page_size = _pagination(pagination)
         self._context = context
         self._kind = kind
-        self._where = where
+        self._listing = listing
         self._known_total = known_total
 
-    def _table(self) -> Any:
-        return self._kind.table if self._kind is not None else t.organizations
-
-    def _select(self, *columns: Any) -> Any:
-        return select(*columns).select_from(self._table()).where(self._where())
+    @cached_property
+    def listing(self) -> Listing:
+        return self._listing()
 
     @cached_property
     def total_count(self) -> int:
         if self._known_total is not None:
             return self._known_total
-        count: int = self._context.conn.execute(self._select(func.count())).scalar_one()
-        return count
+        return listings.count(self._context.conn, self.listing)
 
     @cached_property
     def results(self) -> list[dict[str, Any]]:
-        table = self._table()
-        offset = (self.page - 1) * self.page_size
+        conn, offset = self._context.conn, (self.page - 1) * self.page_size
         if self._kind is None:
-            query = (
-                organization_query()
-                .where(self._where())
-                .order_by(table.c.created_at, table.c.id)
-                .limit(self.page_size)
-                .offset(offset)
-            )
-            return [organization_object(row) for row in self._context.conn.execute(query)]
-        ids = list(
-            self._context.conn.execute(
-                self._select(table.c.id)
-                .order_by(table.c.created_at, table.c.id)
-                .limit(self.page_size)
-                .offset(offset)
-            ).scalars()
-        )
-        records = load_representations(self._context.conn, self._kind, ids)
+            rows = listings.organization_page(conn, self.listing, self.page_size, offset)
+            return [organization_object(row) for row in rows]
+        ids = listings.page_ids(conn, self.listing, self.page_size, offset)
+        records = load_representations(conn, self._kind, ids)
         page = [records[item_id] for item_id in ids]
         self._context.prime_references(page)
         return page
@@ -298,15 +283,12 @@ def _children(kind: EntityKind, parent: TypeCode, column: str) -> Resolver:
         source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
     ) -> Collection:
         context = _context(info)
-        table = kind.table
 
-        def where() -> ColumnElement[bool]:
+        def listing() -> Listing:
             parent_id = _parent_id(context, parent, source["sentera_id"])
-            if parent_id is None:
-                return false()
-            return (table.c[column] == parent_id) & table.c.deleted_at.is_(None)
+            return listings.children(kind.table, column, parent_id)
 
-        return Collection(context, kind, where, pagination)
+        return Collection(context, kind, listing, pagination)
 
     return resolve
 
@@ -326,19 +308,13 @@ def _owned(kind: EntityKind, owner_type: str) -> Resolver:
 
     def resolve(source: dict[str, Any], info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         context = _context(info)
-        items = kind.table
 
-        def where() -> ColumnElement[bool]:
+        def listing() -> Listing:
             owner_id = _parent_id(context, OWNER_CODES[owner_type], source["sentera_id"])
-            if owner_id is None:
-                return false()
-            return (
-                (items.c.scope_type == owner_type)
-                & (items.c.scope_id == owner_id)
-                & items.c.deleted_at.is_(None)
-            )
+            return listings.owned(kind.table, owner_type, owner_id)
 
-        return Collection(context, kind, where, {"page": 1, "page_size": MAX_PAGE_SIZE}).results
+        everything = {"page": 1, "page_size": MAX_PAGE_SIZE}
+        return Collection(context, kind, listing, everything).results
 
     return resolve
 
@@ -356,50 +332,38 @@ def resolve_mosaic_images(
 ) -> Collection:
     """The mosaic's counted images: live, and in the mosaic's organization (`counted_links`)."""
     context = _context(info)
-    images, links = t.images, t.mosaic_images
 
-    def where() -> ColumnElement[bool]:
-        mosaic_id = _parent_id(context, TypeCode.MOSAIC, source["sentera_id"])
-        if mosaic_id is None:
-            return false()
-        counted = counted_links(links.c.image_id).where(links.c.mosaic_id == mosaic_id)
-        return images.c.id.in_(counted)
+    def listing() -> Listing:
+        return listings.counted_images(_parent_id(context, TypeCode.MOSAIC, source["sentera_id"]))
 
     known = (source.get("images") or {}).get("total_count")
-    return Collection(context, k.IMAGE, where, pagination, known_total=known)
+    return Collection(context, k.IMAGE, listing, pagination, known_total=known)
 
 
 def resolve_organizations(
     _source: Any, info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
 ) -> Collection:
     context = _context(info)
-    orgs = t.organizations
-
-    def where() -> ColumnElement[bool]:
-        return orgs.c.id.in_(sorted(context.readable)) & orgs.c.deleted_at.is_(None)
-
-    return Collection(context, None, where, pagination)
+    return Collection(
+        context, None, lambda: listings.live_organizations(context.readable), pagination
+    )
 
 
 def resolve_organization_children(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
-    orgs = t.organizations
+    def listing() -> Listing:
+        return listings.children(t.organizations, "parent_id", source["_id"])
 
-    def where() -> ColumnElement[bool]:
-        return and_(orgs.c.parent_id == source["_id"], orgs.c.deleted_at.is_(None))
-
-    page = Collection(_context(info), None, where, {"page": 1, "page_size": MAX_PAGE_SIZE})
+    page = Collection(_context(info), None, listing, {"page": 1, "page_size": MAX_PAGE_SIZE})
     return page.results
 
 
 def resolve_organization_fields(
     source: dict[str, Any], info: GraphQLResolveInfo, pagination: dict[str, int] | None = None
 ) -> Collection:
-    fields = t.fields
+    def listing() -> Listing:
+        return listings.children(t.fields, "organization_id", source["_id"])
 
-    def where() -> ColumnElement[bool]:
-        return and_(fields.c.organization_id == source["_id"], fields.c.deleted_at.is_(None))
-
-    return Collection(_context(info), k.FIELD, where, pagination)
+    return Collection(_context(info), k.FIELD, listing, pagination)
 
 
 def resolve_action(source: dict[str, Any], _info: GraphQLResolveInfo) -> str:

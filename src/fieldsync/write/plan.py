@@ -494,7 +494,7 @@ class Planner:
         """Images given in image_sentera_ids belong to the mosaic's survey (after this changeset).
 
         Moving a linked image or mosaic later keeps the link, but it counts only while the image
-        is live and in the mosaic's organization (`representation.counted_links`).
+        is live and in the mosaic's organization (`storage.mosaic_links.counted_links`).
         """
         for planned in self.planned.values():
             if planned.kind is not k.MOSAIC or "image_sentera_ids" not in planned.values:
