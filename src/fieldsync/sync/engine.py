@@ -11,31 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    Connection,
-    Integer,
-    LargeBinary,
-    Select,
-    and_,
-    any_,
-    bindparam,
-    column,
-    delete,
-    false,
-    func,
-    insert,
-    or_,
-    select,
-    table,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection
 
-from fieldsync.hashing import HASH_BYTES, ClientHashes, encode_hash
+from fieldsync.hashing import ClientHashes, encode_hash
 from fieldsync.model.kinds import EntityKind
-from fieldsync.storage import tables as t
-from fieldsync.storage.database import CLIENT_HASHES_TABLE
-from fieldsync.storage.sql import chunks, tuple_chunks
+from fieldsync.storage.sync_reads import (
+    deleted_rows,
+    live_rows,
+    representation_rows,
+    scope_parameters,
+)
 from fieldsync.storage.sync_revisions import table_revision
 from fieldsync.sync.live_scans import LIVE_SCANS, LiveScan, ScopeKey
 from fieldsync.sync.representation_cache import REPRESENTATIONS
@@ -78,112 +63,6 @@ def invalid_hash_errors(malformed: Sequence[str]) -> list[SyncError]:
     ]
 
 
-def _scope_clause(
-    type_column: ColumnElement[Any], id_column: ColumnElement[Any], scope_types: Sequence[str]
-) -> ColumnElement[bool]:
-    """Items of any of the scope types whose scope id is in that type's list: the values are
-    bound per call (`_scope_parameters`)."""
-    parts = [
-        and_(
-            type_column == bindparam(f"scope_type_{n}"),
-            id_column.in_(bindparam(f"scope_ids_{n}", expanding=True)),
-        )
-        for n in range(len(scope_types))
-    ]
-    if not parts:
-        return false()
-    return parts[0] if len(parts) == 1 else or_(*parts)
-
-
-def _scope_parameters(scope: Scope) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The scope's shape (its non-empty scope types, sorted: one statement per set of types)
-    and the values to bind."""
-    types = tuple(sorted(scope_type for scope_type, ids in scope.keys.items() if ids))
-    parameters: dict[str, Any] = {}
-    for n, scope_type in enumerate(types):
-        parameters[f"scope_type_{n}"] = scope_type
-        parameters[f"scope_ids_{n}"] = list(scope.keys[scope_type])
-    return types, parameters
-
-
-@dataclass(frozen=True, slots=True)
-class _PageStatements:
-    live: Select[Any]
-    """Every live item of the scope: (content_hash, id), in sync order."""
-    deleted: Select[Any]
-    """The client's unmatched hashes that name an item of the scope no longer live there."""
-
-
-_PAGE_STATEMENTS: dict[tuple[str, tuple[str, ...]], _PageStatements] = {}
-
-
-def _page_statements(kind: EntityKind, scope_types: tuple[str, ...]) -> _PageStatements:
-    """The statements of `compute_page`, built once per kind and scope shape."""
-    key = (kind.name, scope_types)
-    found = _PAGE_STATEMENTS.get(key)
-    if found is not None:
-        return found
-    items, versions = kind.table, t.item_versions
-    live_in_scope = and_(
-        items.c.deleted_at.is_(None),
-        _scope_clause(items.c.scope_type, items.c.scope_id, scope_types),
-    )
-    live = (
-        select(items.c.content_hash, items.c.id)
-        .where(live_in_scope)
-        .order_by(items.c.created_at, items.c.id)
-    )
-    client_hash = _CLIENT_HASHES.alias("client").c.h
-    deleted = (
-        select(
-            versions.c.content_hash,
-            versions.c.representation,
-            items.c.representation.label("last_representation"),
-            items.c.scope_type,
-            items.c.scope_id,
-        )
-        .join(items, items.c.id == versions.c.item_id)
-        .where(
-            versions.c.content_hash.in_(select(client_hash)),
-            versions.c.kind == kind.name,
-            _scope_clause(versions.c.scope_type, versions.c.scope_id, scope_types),
-            ~live_in_scope,
-        )
-        .order_by(versions.c.item_id, versions.c.content_hash)
-    )
-    return _PAGE_STATEMENTS.setdefault(key, _PageStatements(live, deleted))
-
-
-_CLIENT_HASHES = table(CLIENT_HASHES_TABLE, column("h", LargeBinary))
-_EMPTY_CLIENT_HASHES = delete(_CLIENT_HASHES)
-# PostgreSQL: one bytea parameter cut into 12-byte hashes server-side, far cheaper to send than
-# an array of 100,000 separately escaped values.
-_CLIENT_BLOB = bindparam("client_blob", type_=LargeBinary)
-_CLIENT_POSITION = func.generate_series(0, bindparam("last_position", type_=Integer)).column_valued(
-    "n"
-)
-_FILL_CLIENT_HASHES_FROM_BLOB = insert(_CLIENT_HASHES).from_select(
-    ["h"],
-    select(func.substring(_CLIENT_BLOB, _CLIENT_POSITION * HASH_BYTES + 1, HASH_BYTES)),
-)
-_FILL_CLIENT_HASHES = f"INSERT INTO {CLIENT_HASHES_TABLE} (h) VALUES (?)"
-
-
-def _fill_client_hashes(conn: Connection, raw: Sequence[bytes]) -> None:
-    """Put the client's distinct hashes in the connection's temporary table (`h`, indexed).
-
-    The table is emptied first (PostgreSQL also empties it at commit).
-    """
-    conn.execute(_EMPTY_CLIENT_HASHES)  # an earlier sync field of the same request may have used it
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            _FILL_CLIENT_HASHES_FROM_BLOB,
-            {"client_blob": b"".join(raw), "last_position": len(raw) - 1},
-        )
-    else:
-        conn.exec_driver_sql(_FILL_CLIENT_HASHES, [(h,) for h in raw])
-
-
 def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPage:
     """One page of the diff between the scope's live items and the hashes a client holds.
 
@@ -201,16 +80,14 @@ def compute_page(conn: Connection, scope: Scope, client: ClientHashes) -> SyncPa
     kind = scope.kind
     assert kind.sync is not None
     page_size = kind.sync.page_size
-    scope_types, parameters = _scope_parameters(scope)
-    statements = _page_statements(kind, scope_types)
-    live = _live_scan(conn, scope, scope_types, parameters, statements.live)
+    scope_types, parameters = scope_parameters(scope.keys)
+    live = _live_scan(conn, scope, scope_types, parameters)
     candidates, unmatched = live.diff(client.held)
 
     deleted: list[dict[str, Any]] = []
     deleted_total = 0
     if unmatched:
-        _fill_client_hashes(conn, unmatched)
-        rows = conn.execute(statements.deleted, parameters).all()
+        rows = deleted_rows(conn, kind.table, kind.name, scope_types, parameters, unmatched)
         deleted_total = len(rows)
         type_name = kind.sync.graphql_type
         for row in rows[:page_size]:
@@ -233,7 +110,6 @@ def _live_scan(
     scope: Scope,
     scope_types: tuple[str, ...],
     parameters: dict[str, Any],
-    statement: Select[Any],
 ) -> LiveScan:
     """The scope's live `(content_hash, id)` rows in the snapshot: from the process's cache
     when the snapshot's table revision is the one they were read at, else read (and kept)."""
@@ -244,7 +120,7 @@ def _live_scan(
         cached = LIVE_SCANS.get(key, revision)
         if cached is not None:
             return cached
-    scan = LiveScan.of(tuple_chunks(conn, statement, parameters))
+    scan = LiveScan.of(live_rows(conn, scope.kind.table, scope_types, parameters))
     if revision is not None:
         LIVE_SCANS.put(key, revision, scan)
     return scan
@@ -269,34 +145,6 @@ def _page_representations(
     ]
 
 
-_REPRESENTATION_STATEMENTS: dict[tuple[str, str, bool], Select[Any]] = {}
-
-
-def _representation_statement(kind: EntityKind, by: str, postgresql: bool) -> Select[Any]:
-    """Items' (key, id, content_hash, representation) by `by` in `keys`, built once per kind,
-    key column and backend.
-
-    PostgreSQL takes the keys as one array (`= ANY(:keys)`): an IN list of 2,000 placeholders
-    makes a statement text psycopg cannot cache, and it would parse it again on every call
-    (some 25 ms for a page of 2,000 mosaics). SQLite takes an expanding IN list.
-    """
-    key = (kind.name, by, postgresql)
-    found = _REPRESENTATION_STATEMENTS.get(key)
-    if found is None:
-        items = kind.table
-        key_column = items.c[by]
-        if postgresql:
-            keys = bindparam("keys", type_=ARRAY(key_column.type))
-            wanted = key_column == any_(keys)
-        else:
-            wanted = key_column.in_(bindparam("keys", expanding=True))
-        statement: Select[Any] = select(
-            key_column.label("key"), items.c.id, items.c.content_hash, items.c.representation
-        ).where(wanted)
-        found = _REPRESENTATION_STATEMENTS.setdefault(key, statement)
-    return found
-
-
 def load_representations(
     conn: Connection, kind: EntityKind, keys: Sequence[Any], *, by: str = "id"
 ) -> dict[Any, dict[str, Any]]:
@@ -306,7 +154,6 @@ def load_representations(
     from the process's `REPRESENTATIONS` cache and are shared: never change one.
     """
     assert kind.sync is not None
-    statement = _representation_statement(kind, by, conn.dialect.name == "postgresql")
     type_name = kind.sync.graphql_type
 
     def decode(row: Any) -> dict[str, Any]:
@@ -316,10 +163,9 @@ def load_representations(
         return record
 
     found: dict[Any, dict[str, Any]] = {}
-    for part in chunks(sorted(set(keys))):
-        for rows in tuple_chunks(conn, statement, {"keys": list(part)}):
-            records = REPRESENTATIONS.get_many(
-                (((kind.name, row[1], row[2]), row) for row in rows), decode
-            )
-            found.update(zip((row[0] for row in rows), records, strict=True))
+    for rows in representation_rows(conn, kind.table, keys, by=by):
+        records = REPRESENTATIONS.get_many(
+            (((kind.name, row[1], row[2]), row) for row in rows), decode
+        )
+        found.update(zip((row[0] for row in rows), records, strict=True))
     return found
