@@ -1,41 +1,37 @@
 """Representations: the values a sync query can return for an item, and its content hash.
 
-A representation is derived from the database state alone, by one query per kind that joins
-the sentera_ids of everything the item references. `refresh_representations` recomputes it
-for a set of items after a write and, where it changed, stores the new canonical JSON, the new
-content hash and the version history entry. Writing identical values therefore changes
-nothing: the content compares equal and the item keeps its hash and `updated_at`.
+A representation is derived from the database state alone, from one source row per item that
+holds the sentera_ids of everything it references (`storage.representation_rows`).
+`refresh_representations` recomputes it for a set of items after a write and, where it
+changed, stores the new canonical JSON, the new content hash and the version history entry.
+Writing identical values therefore changes nothing: the content compares equal and the item
+keeps its hash and `updated_at`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, select, update
+from sqlalchemy import Connection
 from sqlalchemy.engine import Row
 
 from fieldsync.hashing import canonical_json, digest
 from fieldsync.model import kinds as k
 from fieldsync.model.kinds import EntityKind
-from fieldsync.storage import tables as t
 from fieldsync.storage.mosaic_links import counted_image_sentera_ids
-from fieldsync.storage.sql import chunks, insert_ignoring_duplicates
+from fieldsync.storage.representation_rows import (
+    owner_sentera_ids,
+    source_rows,
+    store_representations,
+    user_sentera_ids,
+)
 
 # Values that change only when the content does; the content decides whether a write is a no-op.
 META_KEYS = ("updated_at", "updated_by", "action")
-
-OWNER_TABLES = {
-    "SURVEY": t.surveys,
-    "MOSAIC": t.mosaics,
-    "FIELD": t.fields,
-    "FEATURE_SET": t.feature_sets,
-    "LOGO": t.logos,
-    "ORGANIZATION": t.organizations,
-}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -55,38 +51,11 @@ def size_text(value: int | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """How to read one kind's representation: a query and a row-to-content function."""
+    """How one kind's representation is made from its source row
+    (`storage.representation_rows`): its content, and the scope it syncs in."""
 
-    query: Callable[[], Select[Any]]
     content: Callable[[Row[Any], Mapping[tuple[str, int], str]], dict[str, Any]]
     scope: Callable[[Row[Any]], tuple[str, int]]
-
-
-_created_by = t.users.alias("created_by_user")
-
-
-def _base(table: Any, *columns: Any) -> Select[Any]:
-    return (
-        select(
-            table.c.id,
-            table.c.sentera_id,
-            table.c.created_at,
-            table.c.updated_at,
-            table.c.updated_by_id,
-            table.c.representation,
-            table.c.content_hash,
-            table.c.scope_type,
-            table.c.scope_id,
-            _created_by.c.sentera_id.label("created_by_sid"),
-            *columns,
-        )
-        .select_from(table)
-        .join(_created_by, _created_by.c.id == table.c.created_by_id)
-    )
-
-
-def _blob_columns(table: Any) -> tuple[Any, ...]:
-    return (table.c.blob_key, table.c.checksum, table.c.content_type)
 
 
 def _blob(row: Row[Any]) -> dict[str, Any]:
@@ -122,18 +91,6 @@ def _common(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _field_query() -> Select[Any]:
-    f, o = t.fields, t.organizations
-    return _base(
-        f,
-        f.c.organization_id,
-        f.c.name,
-        f.c.latitude,
-        f.c.longitude,
-        o.c.sentera_id.label("org_sid"),
-    ).join(o, o.c.id == f.c.organization_id)
-
-
 def _field_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
     return _common(row) | {
         "name": row.name,
@@ -141,19 +98,6 @@ def _field_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dic
         "longitude": row.longitude,
         "organization": ref(row.org_sid),
     }
-
-
-def _survey_query() -> Select[Any]:
-    s, f = t.surveys, t.fields
-    return _base(
-        s,
-        s.c.field_id,
-        s.c.name,
-        s.c.start_time,
-        s.c.end_time,
-        s.c.notes,
-        f.c.sentera_id.label("field_sid"),
-    ).join(f, f.c.id == s.c.field_id)
 
 
 def _survey_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
@@ -164,22 +108,6 @@ def _survey_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> di
         "notes": row.notes,
         "field": ref(row.field_sid),
     }
-
-
-def _image_query() -> Select[Any]:
-    i, s = t.images, t.surveys
-    return _base(
-        i,
-        i.c.survey_id,
-        i.c.filename,
-        i.c.latitude,
-        i.c.longitude,
-        i.c.altitude,
-        i.c.captured_at,
-        i.c.size,
-        *_blob_columns(i),
-        s.c.sentera_id.label("survey_sid"),
-    ).join(s, s.c.id == i.c.survey_id)
 
 
 def _image_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
@@ -196,25 +124,6 @@ def _image_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dic
         }
         | _blob(row)
     )
-
-
-def _mosaic_query() -> Select[Any]:
-    m, s = t.mosaics, t.surveys
-    return _base(
-        m,
-        m.c.survey_id,
-        m.c.name,
-        m.c.mosaic_type,
-        m.c.quality,
-        m.c.image_status,
-        m.c.captured_at,
-        m.c.area_value,
-        m.c.area_unit,
-        m.c.is_from_sentera_sensor,
-        m.c.message,
-        m.c.released,
-        s.c.sentera_id.label("survey_sid"),
-    ).join(s, s.c.id == m.c.survey_id)
 
 
 def _mosaic_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
@@ -235,24 +144,6 @@ def _mosaic_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> di
     }
 
 
-def _cog_query() -> Select[Any]:
-    c, m, s = t.cogs, t.mosaics, t.surveys
-    return (
-        _base(
-            c,
-            c.c.status,
-            c.c.clipped,
-            c.c.error,
-            c.c.max_zoom,
-            m.c.sentera_id.label("mosaic_sid"),
-            m.c.survey_id.label("mosaic_survey_id"),
-            s.c.sentera_id.label("survey_sid"),
-        )
-        .join(m, m.c.id == c.c.mosaic_id)
-        .join(s, s.c.id == m.c.survey_id)
-    )
-
-
 def _cog_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
     return _common(row) | {
         "status": row.status,
@@ -262,11 +153,6 @@ def _cog_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[
         "mosaic": ref(row.mosaic_sid),
         "survey": ref(row.survey_sid),
     }
-
-
-def _feature_set_query() -> Select[Any]:
-    fs = t.feature_sets
-    return _base(fs, fs.c.name, fs.c.type, fs.c.status)
 
 
 def _feature_set_content(row: Row[Any], owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
@@ -279,20 +165,6 @@ def _feature_set_content(row: Row[Any], owners: Mapping[tuple[str, int], str]) -
             "sentera_id": owners[(row.scope_type, row.scope_id)],
         },
     }
-
-
-def _file_query() -> Select[Any]:
-    f = t.files
-    return _base(
-        f,
-        f.c.filename,
-        f.c.download_filename,
-        f.c.file_type,
-        f.c.path,
-        f.c.size,
-        f.c.version,
-        *_blob_columns(f),
-    )
 
 
 def _file_content(row: Row[Any], owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
@@ -314,25 +186,6 @@ def _file_content(row: Row[Any], owners: Mapping[tuple[str, int], str]) -> dict[
     )
 
 
-def _flight_task_query() -> Select[Any]:
-    ft, o, f, s = t.flight_tasks, t.organizations, t.fields, t.surveys
-    return (
-        _base(
-            ft,
-            ft.c.organization_id,
-            ft.c.name,
-            ft.c.status,
-            ft.c.notes,
-            o.c.sentera_id.label("org_sid"),
-            f.c.sentera_id.label("field_sid"),
-            s.c.sentera_id.label("survey_sid"),
-        )
-        .join(o, o.c.id == ft.c.organization_id)
-        .outerjoin(f, f.c.id == ft.c.field_id)
-        .outerjoin(s, s.c.id == ft.c.survey_id)
-    )
-
-
 def _flight_task_content(row: Row[Any], _owners: Mapping[tuple[str, int], str]) -> dict[str, Any]:
     return _common(row) | {
         "name": row.name,
@@ -349,43 +202,14 @@ def _own_scope(row: Row[Any]) -> tuple[str, int]:
 
 
 SHAPES: dict[str, _Shape] = {
-    k.FIELD.name: _Shape(
-        _field_query, _field_content, lambda r: ("ORGANIZATION", r.organization_id)
-    ),
-    k.SURVEY.name: _Shape(_survey_query, _survey_content, lambda r: ("FIELD", r.field_id)),
-    k.IMAGE.name: _Shape(_image_query, _image_content, lambda r: ("SURVEY", r.survey_id)),
-    k.MOSAIC.name: _Shape(_mosaic_query, _mosaic_content, lambda r: ("SURVEY", r.survey_id)),
-    k.COG.name: _Shape(_cog_query, _cog_content, lambda r: ("SURVEY", r.mosaic_survey_id)),
-    k.FEATURE_SET.name: _Shape(_feature_set_query, _feature_set_content, _own_scope),
-    k.FILE.name: _Shape(_file_query, _file_content, _own_scope),
-    k.FLIGHT_TASK.name: _Shape(
-        _flight_task_query, _flight_task_content, lambda r: ("ORGANIZATION", r.organization_id)
-    ),
-}
-
-
-def owner_sentera_ids(
-    conn: Connection, owners: Iterable[tuple[str, int]]
-) -> dict[tuple[str, int], str]:
-    """Map (owner type, internal id) pairs to the owners' sentera_ids, one query per type."""
-    by_type: dict[str, set[int]] = {}
-    for owner_type, owner_id in owners:
-        by_type.setdefault(owner_type, set()).add(owner_id)
-    found: dict[tuple[str, int], str] = {}
-    for owner_type, ids in by_type.items():
-        statement = _OWNER_SENTERA_IDS[owner_type]
-        for part in chunks(sorted(ids)):
-            for row in conn.execute(statement, {"ids": list(part)}):
-                found[(owner_type, row.id)] = row.sentera_id
-    return found
-
-
-# Per owner type, built once: (id, sentera_id) of the rows whose id is in the expanding `ids`.
-_OWNER_SENTERA_IDS = {
-    owner_type: select(table.c.id, table.c.sentera_id).where(
-        table.c.id.in_(bindparam("ids", expanding=True))
-    )
-    for owner_type, table in OWNER_TABLES.items()
+    k.FIELD.name: _Shape(_field_content, lambda r: ("ORGANIZATION", r.organization_id)),
+    k.SURVEY.name: _Shape(_survey_content, lambda r: ("FIELD", r.field_id)),
+    k.IMAGE.name: _Shape(_image_content, lambda r: ("SURVEY", r.survey_id)),
+    k.MOSAIC.name: _Shape(_mosaic_content, lambda r: ("SURVEY", r.survey_id)),
+    k.COG.name: _Shape(_cog_content, lambda r: ("SURVEY", r.mosaic_survey_id)),
+    k.FEATURE_SET.name: _Shape(_feature_set_content, _own_scope),
+    k.FILE.name: _Shape(_file_content, _own_scope),
+    k.FLIGHT_TASK.name: _Shape(_flight_task_content, lambda r: ("ORGANIZATION", r.organization_id)),
 }
 
 
@@ -402,12 +226,7 @@ def refresh_representations(
     """
     assert kind.sync is not None
     shape = SHAPES[kind.name]
-    table = kind.table
-    ids = sorted(updaters)
-    rows: list[Row[Any]] = []
-    for part in chunks(ids):
-        query = shape.query().where(table.c.id.in_(part), table.c.deleted_at.is_(None))
-        rows.extend(conn.execute(query))
+    rows = source_rows(conn, kind.table, updaters)
     if not rows:
         return 0
     owners: dict[tuple[str, int], str] = {}
@@ -415,7 +234,7 @@ def refresh_representations(
         owners = owner_sentera_ids(conn, ((r.scope_type, r.scope_id) for r in rows))
     links = counted_image_sentera_ids(conn, [r.id for r in rows]) if kind is k.MOSAIC else {}
     user_ids = {r.updated_by_id for r in rows} | {u for u in updaters.values()}
-    user_sids = _user_sentera_ids(conn, {u for u in user_ids if u is not None})
+    user_sids = user_sentera_ids(conn, {u for u in user_ids if u is not None})
 
     changes: list[dict[str, Any]] = []
     versions: list[dict[str, Any]] = []
@@ -467,29 +286,5 @@ def refresh_representations(
                 "created_at": now,
             }
         )
-    if changes:
-        conn.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values(
-                content_hash=bindparam("_hash"),
-                representation=bindparam("_repr"),
-                updated_at=bindparam("_updated_at"),
-                updated_by_id=bindparam("_updated_by"),
-                scope_type=bindparam("_scope_type"),
-                scope_id=bindparam("_scope_id"),
-            ),
-            changes,
-        )
-        insert_ignoring_duplicates(conn, t.item_versions, versions)
+    store_representations(conn, kind.table, changes, versions)
     return len(changes)
-
-
-def _user_sentera_ids(conn: Connection, user_ids: set[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for part in chunks(sorted(user_ids)):
-        for row in conn.execute(
-            select(t.users.c.id, t.users.c.sentera_id).where(t.users.c.id.in_(part))
-        ):
-            found[row.id] = row.sentera_id
-    return found

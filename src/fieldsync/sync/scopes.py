@@ -15,9 +15,9 @@ from sqlalchemy import Connection
 from fieldsync.errors import NotFoundError
 from fieldsync.ids import TypeCode, type_code_of
 from fieldsync.model.kinds import OWNER_CODES, EntityKind
-from fieldsync.model.representation import owner_sentera_ids
 from fieldsync.storage.locate import SCOPE_OWNED_TYPES, live_objects, live_owned, lookup_tables
 from fieldsync.storage.organization_tree import descendant_ids
+from fieldsync.storage.representation_rows import owner_sentera_ids
 from fieldsync.storage.sql import chunks
 from fieldsync.storage.sync_revisions import revisions_read_at_begin
 from fieldsync.sync.engine import Scope, SyncError
