@@ -23,12 +23,15 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine
 
 from fieldsync.changeset import apply_changeset
 from fieldsync.ids import TypeCode
 from fieldsync.model.kinds import ALL_KINDS, IMAGE
+from fieldsync.storage import listings
 from fieldsync.storage import tables as t
+from fieldsync.storage.api_tokens import user_id_of
+from fieldsync.storage.rows import count_rows, rows_by_sentera_id
 from fieldsync.tokens import create_token
 
 __all__ = [
@@ -798,9 +801,11 @@ def _plural(count: int, key: str) -> str:
     return f"{count:,} {one if count == 1 else many}"
 
 
-def _count(engine: Engine, table: Any, *where: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+def _live_images_in(conn: Connection, survey_sentera_id: str) -> int:
+    survey = rows_by_sentera_id(conn, t.surveys, [survey_sentera_id]).get(survey_sentera_id)
+    if survey is None:
+        return 0
+    return listings.count(conn, listings.children(t.images, "survey_id", survey["id"]))
 
 
 def install_demo(engine: Engine) -> DemoInfo:
@@ -810,7 +815,8 @@ def install_demo(engine: Engine) -> DemoInfo:
     when the demo user exists there (an earlier demo install), otherwise `token` is None.
     """
     world = demo_world()
-    organizations = _count(engine, t.organizations)
+    with engine.connect() as conn:
+        organizations = count_rows(conn, t.organizations)
     created = organizations == 0
     counts: dict[str, int] = {}
     seconds = 0.0
@@ -819,21 +825,11 @@ def install_demo(engine: Engine) -> DemoInfo:
         apply_changeset(engine, world.changeset)
         seconds = time.perf_counter() - started
         counts = world.counts
-    users = t.users
-    demo_user_live = _count(
-        engine,
-        users,
-        users.c.sentera_id == world.user_sentera_id,
-        users.c.deleted_at.is_(None),
-    )
+    with engine.connect() as conn:
+        demo_user_live = user_id_of(conn, world.user_sentera_id, live_only=True) is not None
     token = create_token(engine, world.user_sentera_id) if demo_user_live else None
-    images, surveys = t.images, t.surveys
-    image_count = _count(
-        engine,
-        images.join(surveys, surveys.c.id == images.c.survey_id),
-        surveys.c.sentera_id == world.survey_sentera_id,
-        images.c.deleted_at.is_(None),
-    )
+    with engine.connect() as conn:
+        image_count = _live_images_in(conn, world.survey_sentera_id)
     return DemoInfo(
         token=token,
         user_sentera_id=world.user_sentera_id,

@@ -44,7 +44,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,7 +52,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fieldsync.storage.cog_jobs import STATES, counts_by_state
-from fieldsync.storage.database import error_summary, is_database_unavailable, read_snapshot
+from fieldsync.storage.database import (
+    check_connection,
+    error_summary,
+    is_database_unavailable,
+    read_snapshot,
+)
 from fieldsync.storage.migrate import schema_status
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -356,8 +361,7 @@ def _check_ready(engine: Engine) -> str | None:
     status = schema_status(engine)
     if not status.up_to_date:
         return f"schema {status.current or 'empty'} is not at head {status.head}"
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    check_connection(engine)
     return None
 
 

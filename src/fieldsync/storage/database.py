@@ -306,6 +306,12 @@ def _sqlite_engine(url: URL, pool_options: dict[str, float]) -> Engine:
     return engine
 
 
+def check_connection(engine: Engine) -> None:
+    """Raise unless the database answers a query."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
 @contextmanager
 def read_snapshot(engine: Engine) -> Iterator[Connection]:
     """A connection whose reads all see one consistent snapshot."""

@@ -120,3 +120,12 @@ def visible_users(
         }
         visible.update(conn.execute(_VISIBLE_USERS, parameters).scalars())
     return visible
+
+
+def parent_sentera_ids(conn: Connection) -> dict[str, str | None]:
+    """Every organization's parent (None: a root), by sentera_id, tombstones included."""
+    orgs, parent = t.organizations, t.organizations.alias("parent")
+    query = select(orgs.c.sentera_id, parent.c.sentera_id).outerjoin(
+        parent, parent.c.id == orgs.c.parent_id
+    )
+    return {sentera_id: parent_sid for sentera_id, parent_sid in conn.execute(query).tuples()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.engine import RowMapping
 
 from fieldsync.storage.sql import chunks
@@ -19,3 +19,14 @@ def rows_by_sentera_id(
         for row in conn.execute(select(table).where(table.c.sentera_id.in_(part))).mappings():
             found[row["sentera_id"]] = row
     return found
+
+
+def rows_by_id(conn: Connection, table: Table, row_id: int) -> list[RowMapping]:
+    """The row (live or a tombstone) of `table` with that id: one, or none."""
+    return list(conn.execute(select(table).where(table.c.id == row_id)).mappings())
+
+
+def count_rows(conn: Connection, table: Table) -> int:
+    """How many rows `table` holds, live or not."""
+    total: int = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    return total

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 
 from fieldsync.ids import TypeCode, new_sentera_id, type_code_of
@@ -25,8 +25,8 @@ from fieldsync.model.kinds import (
     EntityKind,
     ValueType,
 )
-from fieldsync.storage import tables as t
-from fieldsync.storage.rows import rows_by_sentera_id
+from fieldsync.storage.organization_tree import parent_sentera_ids
+from fieldsync.storage.rows import rows_by_id, rows_by_sentera_id
 from fieldsync.write.access import WriteAccess
 from fieldsync.write.values import (
     InvalidValue,
@@ -124,10 +124,7 @@ class ExistingRows:
     def row_by_id(self, code: TypeCode, row_id: int) -> RowMapping:
         key = (code, row_id)
         if key not in self.by_id:
-            table = KIND_BY_CODE[code].table
-            self._remember(
-                code, self.conn.execute(select(table).where(table.c.id == row_id)).mappings()
-            )
+            self._remember(code, rows_by_id(self.conn, KIND_BY_CODE[code].table, row_id))
         return self.by_id[key]
 
     def get(self, sentera_id: str) -> RowMapping | None:
@@ -525,14 +522,7 @@ class Planner:
         ]
         if not moved:
             return
-        table = t.organizations
-        parents: dict[str, str | None] = {}
-        by_id = {
-            row.id: row.sentera_id
-            for row in self.conn.execute(select(table.c.id, table.c.sentera_id))
-        }
-        for row in self.conn.execute(select(table.c.sentera_id, table.c.parent_id)):
-            parents[row.sentera_id] = by_id.get(row.parent_id) if row.parent_id else None
+        parents = parent_sentera_ids(self.conn)
         for planned in self.planned.values():
             if planned.kind is k.ORGANIZATION and "parent_sentera_id" in planned.values:
                 parents[planned.sentera_id] = planned.values["parent_sentera_id"]
