@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from fieldsync.storage.database import write_transaction
+from fieldsync.storage.item_writes import refresh_statistics
 from fieldsync.write.plan import ChangesetError, ChangesetIssue, Planner
-from fieldsync.write.writer import WriteSummary, refresh_statistics, write_plan
+from fieldsync.write.writer import WriteSummary, write_plan
 
 __all__ = [
     "ChangesetError",
@@ -59,5 +60,5 @@ def apply_changeset(
         plan = Planner(conn, document).build()
         summary = write_plan(conn, plan, now or datetime.now(UTC))
     if summary.created + summary.updated + summary.deleted >= ANALYZE_AFTER_ROWS:
-        refresh_statistics(engine, {record.kind for record in plan.records})
+        refresh_statistics(engine, {record.kind.table for record in plan.records})
     return summary

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from fieldsync.storage import tables as t
-from fieldsync.storage.sql import driver_rows
+from fieldsync.storage.sql import chunks, driver_rows
 
 _tokens = t.api_tokens
 
@@ -69,6 +70,16 @@ def revoke_by_id(conn: Connection, token_id: int, now: datetime) -> bool:
         .values(revoked_at=now)
     )
     return result.rowcount > 0
+
+
+def revoke_tokens_of_users(conn: Connection, user_ids: Iterable[int], now: datetime) -> None:
+    """Revoke every unrevoked token of these users (deleted ones)."""
+    for part in chunks(sorted(set(user_ids))):
+        conn.execute(
+            update(_tokens)
+            .where(_tokens.c.user_id.in_(part), _tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
 
 def tokens_of_user(conn: Connection, user_id: int) -> list[TokenRow]:

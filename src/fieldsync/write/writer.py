@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table
 
 from fieldsync.ids import type_code_of
 from fieldsync.model import kinds as k
@@ -21,8 +21,22 @@ from fieldsync.model.enums import DEFAULT_ROLE
 from fieldsync.model.kinds import ALL_KINDS, EntityKind, ValueType
 from fieldsync.model.representation import refresh_representations
 from fieldsync.storage import tables as t
+from fieldsync.storage.api_tokens import revoke_tokens_of_users
 from fieldsync.storage.cog_jobs import cancel_jobs_of_cogs
-from fieldsync.storage.sql import chunks
+from fieldsync.storage.item_writes import (
+    clear_column,
+    delete_links,
+    ids_by_sentera_id,
+    images_of_mosaic,
+    insert_items,
+    insert_links,
+    live_children,
+    live_mosaics_linking,
+    live_owned,
+    mark_deleted,
+    memberships_of_user,
+    update_items,
+)
 from fieldsync.write.plan import ChangesetError, ChangesetIssue, Plan, PlannedRecord
 
 _PLACEHOLDER_HASH = bytes(12)
@@ -58,19 +72,6 @@ def _kind_of(sentera_id: str) -> EntityKind:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def refresh_statistics(engine: Engine, kinds: set[EntityKind]) -> None:
-    """Refresh PostgreSQL's planner statistics after a bulk load.
-
-    Autovacuum would do it within a minute or so (and never where it is switched off); until
-    then the planner may take a 100,000-row survey for an empty one.
-    """
-    if engine.dialect.name != "postgresql" or not kinds:
-        return
-    names = sorted({kind.table.name for kind in kinds} | {t.item_versions.name})
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE " + ", ".join(names))
 
 
 def write_plan(conn: Connection, plan: Plan, now: datetime) -> WriteSummary:
@@ -146,12 +147,7 @@ class _Writer:
         for sentera_id in sentera_ids:
             by_kind[_kind_of(sentera_id)].append(sentera_id)
         for kind, wanted in by_kind.items():
-            table = kind.table
-            for part in chunks(sorted(wanted)):
-                for row in self.conn.execute(
-                    select(table.c.id, table.c.sentera_id).where(table.c.sentera_id.in_(part))
-                ):
-                    self.ids[row.sentera_id] = row.id
+            self.ids.update(ids_by_sentera_id(self.conn, kind.table, wanted))
 
     def _user_id(self, sentera_id: str | None) -> int | None:
         return None if sentera_id is None else self.ids[sentera_id]
@@ -199,13 +195,7 @@ class _Writer:
         if not records:
             return
         rows = [self._new_row(record) for record in records]
-        table = kind.table
-        result = self.conn.execute(
-            insert(table).returning(table.c.id, table.c.sentera_id, sort_by_parameter_order=True),
-            rows,
-        )
-        for row in result:
-            self.ids[row.sentera_id] = row.id
+        self.ids.update(insert_items(self.conn, kind.table, rows))
         self.summary.created += len(records)
         if kind.sync is not None:
             for record in records:
@@ -226,7 +216,7 @@ class _Writer:
             pending = [r for r in pending if r.sentera_id not in self.ids]
 
     def _update(self, kind: EntityKind, records: list[PlannedRecord], actor_id: int | None) -> None:
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        changes: dict[int, dict[str, Any]] = {}
         for record in records:
             existing = record.existing
             assert existing is not None
@@ -253,30 +243,15 @@ class _Writer:
             else:
                 changed["updated_at"] = self.now
             if changed:
-                groups[tuple(sorted(changed))].append(
-                    {"_id": item_id, **{f"v_{name}": value for name, value in changed.items()}}
-                )
-        table = kind.table
-        for names, params in groups.items():
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values({name: bindparam(f"v_{name}") for name in names})
-            )
-            self.conn.execute(statement, params)
+                changes[item_id] = changed
+        update_items(self.conn, kind.table, changes)
 
     def _current_links(self, record: PlannedRecord) -> dict[int, str | None]:
         """A user's organizations with its role in each, or a mosaic's images."""
         assert record.existing is not None
         if record.kind is k.USER:
-            m = t.memberships
-            rows = self.conn.execute(
-                select(m.c.organization_id, m.c.role).where(m.c.user_id == record.existing["id"])
-            )
-            return {row.organization_id: row.role for row in rows}
-        mi = t.mosaic_images
-        query = select(mi.c.image_id).where(mi.c.mosaic_id == record.existing["id"])
-        return dict.fromkeys(self.conn.execute(query).scalars())
+            return dict(memberships_of_user(self.conn, record.existing["id"]))
+        return dict.fromkeys(images_of_mosaic(self.conn, record.existing["id"]))
 
     def _wanted_links(self, record: PlannedRecord) -> dict[int, str | None] | None:
         values = record.values
@@ -313,12 +288,11 @@ class _Writer:
             if not record.is_new:
                 if wanted == self._current_links(record):
                     continue
-                self.conn.execute(delete(table).where(table.c[owner] == owner_id))
+                delete_links(self.conn, table, owner, owner_id)
             for target_id, role in sorted(wanted.items()):
                 row: dict[str, Any] = {owner: owner_id, target: target_id}
                 rows.append(row if role is None else row | {"role": role})
-        if rows:
-            self.conn.execute(insert(table), rows)
+        insert_links(self.conn, table, rows)
 
     # -- deletes ---------------------------------------------------------------------------
 
@@ -349,32 +323,17 @@ class _Writer:
                 refresh_representations(self.conn, kind, last, self.now)
         for kind in ALL_KINDS:
             ids = sorted(doomed.get(kind.name, ()))
-            for part in chunks(ids):
-                self.conn.execute(
-                    update(kind.table).where(kind.table.c.id.in_(part)).values(deleted_at=self.now)
-                )
+            mark_deleted(self.conn, kind.table, ids, self.now)
             self.summary.deleted += len(ids)
             for item_id in ids:
                 self.dirty.get(kind.name, {}).pop(item_id, None)
         self._after_delete(doomed, actor_id)
 
-    def _live_children(self, table: Any, where: Any) -> set[int]:
-        query = select(table.c.id).where(where, table.c.deleted_at.is_(None))
-        return set(self.conn.execute(query).scalars())
+    def _owned(self, table: Table, owner_type: str, owner_ids: set[int]) -> set[int]:
+        return live_owned(self.conn, table, owner_type, owner_ids)
 
-    def _owned(self, table: Any, owner_type: str, owner_ids: set[int]) -> set[int]:
-        found: set[int] = set()
-        for part in chunks(sorted(owner_ids)):
-            found |= self._live_children(
-                table, (table.c.scope_type == owner_type) & table.c.scope_id.in_(part)
-            )
-        return found
-
-    def _children(self, table: Any, column: str, parent_ids: set[int]) -> set[int]:
-        found: set[int] = set()
-        for part in chunks(sorted(parent_ids)):
-            found |= self._live_children(table, table.c[column].in_(part))
-        return found
+    def _children(self, table: Table, column: str, parent_ids: set[int]) -> set[int]:
+        return live_children(self.conn, table, column, parent_ids)
 
     def _cascade(self, doomed: dict[str, set[int]]) -> None:
         """Everything below a deleted field, survey, mosaic, feature set or logo goes too."""
@@ -432,47 +391,21 @@ class _Writer:
             raise ChangesetError(issues)
 
     def _after_delete(self, doomed: dict[str, set[int]], actor_id: int | None) -> None:
-        users = sorted(doomed[k.USER.name])
-        for part in chunks(users):
-            self.conn.execute(
-                update(t.api_tokens)
-                .where(t.api_tokens.c.user_id.in_(part), t.api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=self.now)
-            )
+        revoke_tokens_of_users(self.conn, doomed[k.USER.name], self.now)
         # A flight task outlives the field or survey it pointed at; the reference is cleared.
         for column, kind in (("field_id", k.FIELD), ("survey_id", k.SURVEY)):
             gone = doomed[kind.name]
             if not gone:
                 continue
             tasks = self._children(t.flight_tasks, column, gone)
-            for part in chunks(sorted(tasks)):
-                self.conn.execute(
-                    update(t.flight_tasks)
-                    .where(t.flight_tasks.c.id.in_(part))
-                    .values({column: None})
-                )
+            clear_column(self.conn, t.flight_tasks, column, tasks)
             for task_id in tasks:
                 self.dirty[k.FLIGHT_TASK.name].setdefault(task_id, actor_id)
         # A deleted COG's queued or running generation stops (its worker drops the result).
         cancel_jobs_of_cogs(self.conn, doomed[k.COG.name], self.now)
         # A mosaic's image count counts live images only.
-        for mosaic_id in self._mosaics_linking(t.images.c.id, doomed[k.IMAGE.name]):
+        for mosaic_id in live_mosaics_linking(self.conn, "id", doomed[k.IMAGE.name]):
             self.dirty[k.MOSAIC.name].setdefault(mosaic_id, actor_id)
-
-    def _mosaics_linking(self, image_column: Any, keys: set[int]) -> set[int]:
-        """Live mosaics linking an image (live or not) whose `image_column` is one of `keys`."""
-        mi, i, m = t.mosaic_images, t.images, t.mosaics
-        found: set[int] = set()
-        for part in chunks(sorted(keys)):
-            rows = self.conn.execute(
-                select(mi.c.mosaic_id)
-                .join(i, i.c.id == mi.c.image_id)
-                .join(m, m.c.id == mi.c.mosaic_id)
-                .where(image_column.in_(part), m.c.deleted_at.is_(None))
-                .distinct()
-            )
-            found.update(rows.scalars())
-        return found
 
     def _cogs_of_moved_mosaics(self, actor_id: int | None) -> None:
         """A COG's scope is its mosaic's survey: moving the mosaic moves its COGs."""
@@ -490,7 +423,7 @@ class _Writer:
         fields = self.moved[k.FIELD.name]
         surveys = self.moved[k.SURVEY.name] | self._children(t.surveys, "field_id", fields)
         mosaics = self.moved[k.MOSAIC.name] | self._children(t.mosaics, "survey_id", surveys)
-        mosaics |= self._mosaics_linking(t.images.c.id, self.moved[k.IMAGE.name])
-        mosaics |= self._mosaics_linking(t.images.c.survey_id, surveys)
+        mosaics |= live_mosaics_linking(self.conn, "id", self.moved[k.IMAGE.name])
+        mosaics |= live_mosaics_linking(self.conn, "survey_id", surveys)
         for mosaic_id in mosaics:
             self.dirty[k.MOSAIC.name].setdefault(mosaic_id, actor_id)
