@@ -20,6 +20,7 @@ import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import cache
 
 from graphql import (
     DocumentNode,
@@ -37,13 +38,16 @@ PLACEHOLDER_PREFIX = "__fieldsync_inline_"
 _IGNORED = r"[ \t\r\n,\ufeff]"
 """GraphQL's ignored characters (white space, line terminators, commas, the BOM), comments
 aside."""
+_IGNORED_CHARACTERS = " \t\r\n,\ufeff"
+_CONTROL_CHARACTERS = frozenset(chr(code) for code in range(0x20))
 _ARGUMENT = "content_hashes"
 _NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")
 _BEFORE_LIST = re.compile(rf"{_IGNORED}*:{_IGNORED}*(?=\[)")
 """What follows the argument's name up to its list."""
-_SIMPLE_STRING = r'"[^"\\\x00-\x1f]*"'
-"""A string literal without escapes. The list's strings must be apart, so that a block string
-(three quotes) is never read as empty strings around a simple one."""
+_SIMPLE_STRING = r'"[^"\\\x00-\x1f\ud800-\udfff]*"'
+"""A string literal without escapes, control characters or surrogates (graphql-core refuses a
+lone one). The list's strings must be apart, so that a block string (three quotes) is never
+read as empty strings around a simple one."""
 _STRING_LIST = re.compile(
     rf"\[{_IGNORED}*{_SIMPLE_STRING}(?:{_IGNORED}+{_SIMPLE_STRING})*{_IGNORED}*\]"
 )
@@ -70,19 +74,72 @@ def lift_inline_lists(query: str) -> LiftedQuery | None:
     for start in _list_starts(query):
         if start < position:
             continue
-        literal = _STRING_LIST.match(query, start)
-        if literal is None:
+        lifted = _string_list(query, start)
+        if lifted is None:
             continue
         name = f"{PLACEHOLDER_PREFIX}{len(values)}"
-        # Between the brackets: strings (without quotes inside) apart by ignored characters.
-        values[name] = query[start + 1 : literal.end() - 1].split('"')[1::2]
+        values[name], end = lifted
         parts += (query[position:start], "$", name)
-        position = literal.end()
+        position = end
     if not values:
         return None
     parts.append(query[position:])
     strings = sum(len(value) for value in values.values())
     return LiftedQuery("".join(parts), values, strings)
+
+
+def _string_list(query: str, start: int) -> tuple[list[str], int] | None:
+    """The strings of the simple string list at `start` (its `[`) and where the list ends,
+    or None if it is not one."""
+    close = query.find("]", start)
+    if close == -1:
+        return None
+    strings = _evenly_separated_strings(query[start + 1 : close].strip(_IGNORED_CHARACTERS))
+    if strings is not None:
+        return strings, close + 1
+    literal = _STRING_LIST.match(query, start)
+    if literal is None:
+        return None
+    # Between the brackets: strings (without quotes inside) apart by ignored characters.
+    return query[start + 1 : literal.end() - 1].split('"')[1::2], literal.end()
+
+
+def _evenly_separated_strings(inner: str) -> list[str] | None:
+    """The strings of `"a", "b", …` when every two are apart by the same run of ignored
+    characters (the common case: one string a line, or `", "`), found with one split and
+    checked with scans in C; None where that does not hold (the regular expression then
+    decides).
+
+    The split gives n parts; the text is a list of n simple strings exactly when it holds 2n
+    quotes (two per string, none inside one), no backslash or surrogate, and no control
+    character but the separators' own, n - 1 times theirs."""
+    if len(inner) < 2 or inner[0] != '"' or inner[-1] != '"':
+        return None
+    second = inner.find('"', 1)
+    third = inner.find('"', second + 1)
+    if third == -1:
+        strings, separator = [inner[1:-1]], ""
+    else:
+        separator = inner[second : third + 1]
+        if len(separator) < 3 or separator[1:-1].strip(_IGNORED_CHARACTERS):
+            return None
+        strings = inner[1:-1].split(separator)
+    if inner.count('"') != 2 * len(strings):
+        return None
+    controls = frozenset(separator) & _CONTROL_CHARACTERS
+    gaps = len(strings) - 1
+    if any(inner.count(c) != separator.count(c) * gaps for c in controls):
+        return None
+    if _escape_or_control_except(controls).search(inner):
+        return None
+    return strings
+
+
+@cache
+def _escape_or_control_except(allowed: frozenset[str]) -> re.Pattern[str]:
+    """A backslash, a surrogate or a control character other than `allowed`."""
+    others = "".join(re.escape(c) for c in sorted(_CONTROL_CHARACTERS - allowed))
+    return re.compile(f"[\\\\{others}\ud800-\udfff]")
 
 
 def _list_starts(query: str) -> Iterator[int]:
