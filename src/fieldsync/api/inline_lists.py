@@ -35,10 +35,10 @@ from graphql import (
 )
 
 PLACEHOLDER_PREFIX = "__fieldsync_inline_"
-_IGNORED = r"[ \t\r\n,\ufeff]"
+_IGNORED_CHARACTERS = " \t\r\n,\ufeff"
 """GraphQL's ignored characters (white space, line terminators, commas, the BOM), comments
 aside."""
-_IGNORED_CHARACTERS = " \t\r\n,\ufeff"
+_IGNORED = f"[{re.escape(_IGNORED_CHARACTERS)}]"
 _CONTROL_CHARACTERS = frozenset(chr(code) for code in range(0x20))
 _ARGUMENT = "content_hashes"
 _NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_")
