@@ -51,8 +51,9 @@ def demo_server(workdir: Path) -> Iterator[tuple[str, str, str]]:
         # Everything goes to the log file, which is never left unread (a full pipe would block
         # the server's access log).
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # In the temporary directory: the uploaded bytes (./fieldsync-blobs) go there too.
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=environment
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=workdir
         )
         try:
             token = _read_token(log, process)

@@ -459,7 +459,8 @@ def server(database_url: str, workers: int, log: Path) -> Iterator[tuple[str, ps
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     command += ["--log-level", "warning"]
     with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        # In the work directory: uploaded bytes (./fieldsync-blobs) go there too.
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=log.parent)
         try:
             _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
             yield f"http://127.0.0.1:{port}/graphql", psutil.Process(process.pid)
