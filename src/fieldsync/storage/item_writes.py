@@ -1,6 +1,6 @@
-"""The SQL of the write path (fieldsync.write.writer): ids by sentera_id, inserts and updates
-of item rows, links (memberships, mosaic images), soft deletes and what a cascade finds below
-a deleted item. Every function takes any number of ids and binds them in chunks."""
+"""The SQL of the write path (fieldsync.write.writer): inserts and updates of item rows, links
+(memberships, mosaic images), soft deletes and what a cascade finds below a deleted item.
+Every function takes any number of ids and binds them in chunks."""
 
 from __future__ import annotations
 
@@ -25,15 +25,6 @@ from fieldsync.storage import tables as t
 from fieldsync.storage.sql import chunks
 
 
-def ids_by_sentera_id(conn: Connection, table: Table, sentera_ids: Iterable[str]) -> dict[str, int]:
-    """Internal ids of the rows (live or tombstones) of `table` among `sentera_ids`."""
-    found: dict[str, int] = {}
-    for part in chunks(sorted(set(sentera_ids))):
-        query = select(table.c.sentera_id, table.c.id).where(table.c.sentera_id.in_(part))
-        found.update((sentera_id, item_id) for sentera_id, item_id in conn.execute(query))
-    return found
-
-
 def insert_items(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Insert rows (each with its sentera_id); their new ids by sentera_id."""
     statement = insert(table).returning(
@@ -55,13 +46,6 @@ def update_items(conn: Connection, table: Table, changes: Mapping[int, dict[str,
             .values({name: bindparam(f"v_{name}") for name in names})
         )
         conn.execute(statement, parameters)
-
-
-def memberships_of_user(conn: Connection, user_id: int) -> dict[int, str]:
-    """A user's role in each organization it is a member of, by organization id."""
-    m = t.memberships
-    query = select(m.c.organization_id, m.c.role).where(m.c.user_id == user_id)
-    return {organization_id: role for organization_id, role in conn.execute(query)}
 
 
 def images_of_mosaic(conn: Connection, mosaic_id: int) -> list[int]:

@@ -24,6 +24,13 @@ def live_user_ids(conn: Connection, sentera_ids: Iterable[str]) -> dict[str, int
     return found
 
 
+def memberships_of_user(conn: Connection, user_id: int) -> dict[int, str]:
+    """A user's role in each organization it is a member of, by organization id."""
+    m = t.memberships
+    query = select(m.c.organization_id, m.c.role).where(m.c.user_id == user_id)
+    return {organization_id: role for organization_id, role in conn.execute(query)}
+
+
 def roles_in(conn: Connection, organization_id: int) -> dict[int, str]:
     """The role of every member of one organization, by user id."""
     m = t.memberships

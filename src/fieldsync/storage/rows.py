@@ -21,6 +21,15 @@ def rows_by_sentera_id(
     return found
 
 
+def ids_by_sentera_id(conn: Connection, table: Table, sentera_ids: Iterable[str]) -> dict[str, int]:
+    """Internal ids of the rows (live or tombstones) of `table` among `sentera_ids`."""
+    found: dict[str, int] = {}
+    for part in chunks(sorted(set(sentera_ids))):
+        query = select(table.c.sentera_id, table.c.id).where(table.c.sentera_id.in_(part))
+        found.update((sentera_id, item_id) for sentera_id, item_id in conn.execute(query))
+    return found
+
+
 def rows_by_id(conn: Connection, table: Table, row_id: int) -> list[RowMapping]:
     """The row (live or a tombstone) of `table` with that id: one, or none."""
     return list(conn.execute(select(table).where(table.c.id == row_id)).mappings())

@@ -26,7 +26,6 @@ from fieldsync.storage.cog_jobs import cancel_jobs_of_cogs
 from fieldsync.storage.item_writes import (
     clear_column,
     delete_links,
-    ids_by_sentera_id,
     images_of_mosaic,
     insert_items,
     insert_links,
@@ -34,9 +33,10 @@ from fieldsync.storage.item_writes import (
     live_mosaics_linking,
     live_owned,
     mark_deleted,
-    memberships_of_user,
     update_items,
 )
+from fieldsync.storage.memberships import memberships_of_user
+from fieldsync.storage.rows import ids_by_sentera_id
 from fieldsync.write.plan import ChangesetError, ChangesetIssue, Plan, PlannedRecord
 
 _PLACEHOLDER_HASH = bytes(12)
